@@ -1,0 +1,55 @@
+"""Assembling a configured runtime: plugins, then settings (with plugin keys), then the formatter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pluggy
+
+from iotdb_core.config import Option, Settings, load_settings, resolve_config_path
+from iotdb_core.formatter import PayloadFormatter
+from iotdb_core.formatter_loader import formatter_options, load_formatter
+from iotdb_core.plugin_manager import create_plugin_manager
+
+
+@dataclass
+class Runtime:
+    """The validated settings, the plugin manager and the loaded payload formatter."""
+
+    settings: Settings
+    plugins: pluggy.PluginManager
+    formatter: PayloadFormatter
+
+
+def plugin_options(manager: pluggy.PluginManager) -> list[Option]:
+    """Configuration keys declared by every registered plugin."""
+    return [option for options in manager.hook.iotdb_config_options() for option in options]
+
+
+def configure(
+    config: str | Path | None = None,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    plugins: Iterable[object] = (),
+    environ: Mapping[str, str] | None = None,
+    load_entry_points: bool = True,
+) -> Runtime:
+    """Load plugins and configuration and the configured formatter, validating everything.
+
+    ``config`` is a properties file or a conf directory (``--config``); ``overrides`` are raw
+    ``key=value`` strings applied last. Raises ``ConfigError`` or ``PluginError`` with a message
+    fit to show a user.
+    """
+    manager = create_plugin_manager(
+        load_entry_points=load_entry_points, plugins=plugins,
+        environ=dict(environ) if environ is not None else None,
+    )
+    path = resolve_config_path(config)
+    extra = plugin_options(manager)
+    first_pass = load_settings(path, extra_options=extra, environ=environ, overrides=overrides, warn_unknown=False)
+    extra += formatter_options(first_pass.mqtt_payload_formatter)
+    settings = load_settings(path, extra_options=extra, environ=environ, overrides=overrides)
+    formatter = load_formatter(settings, manager)
+    return Runtime(settings, manager, formatter)

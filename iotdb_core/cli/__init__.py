@@ -1,0 +1,1 @@
+"""The ``iotdb`` command line."""

@@ -1,0 +1,49 @@
+"""``iotdb``: the command-line entry point; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from iotdb_core import __version__
+from iotdb_core.cli import config_cmd, formatters_cmd, plugins_cmd, serve_cmd
+from iotdb_core.errors import IoTDBError
+
+SUBCOMMANDS = (serve_cmd, formatters_cmd, plugins_cmd, config_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="iotdb",
+        description="A time-series database in the model of Apache IoTDB, with a built-in MQTT service.",
+    )
+    parser.add_argument("--version", action="version", version=f"iotdb {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in SUBCOMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code. Errors are one line, never a traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except IoTDBError as exc:
+        print(f"iotdb {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

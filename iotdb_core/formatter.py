@@ -1,0 +1,68 @@
+"""The payload formatter contract: how an MQTT publish becomes rows.
+
+A formatter is a class registered under the entry-point group ``iotdb.payload_formatters``; the
+name of its entry point is what operators put in ``mqtt_payload_formatter``. It is instantiated
+once with the service's settings and called from several ingest threads at once, so ``format``
+must not mutate shared state without a lock.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from iotdb_core.config import Option, Settings
+from iotdb_core.datatypes import TSDataType
+from iotdb_core.errors import FormatError
+
+__all__ = ["FormatContext", "FormatError", "PayloadFormatter", "Row", "Value"]
+
+Value = bool | int | float | str
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One device's values at one timestamp.
+
+    ``types`` is ``None`` when the payload said nothing about types (the engine then uses the
+    series' schema or infers a type), otherwise one entry per measurement, ``None`` meaning
+    "infer this one". A ``None`` value means "no value for that measurement" and is skipped.
+    """
+
+    device: str
+    timestamp: int
+    measurements: tuple[str, ...]
+    values: tuple[Value | None, ...]
+    types: tuple[TSDataType | None, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FormatContext:
+    """Who sent the payload and how; formatters may route or authorise by it."""
+
+    client_id: str
+    username: str | None = None
+    qos: int = 0
+    protocol_level: int = 4
+
+
+class PayloadFormatter(abc.ABC):
+    """Turns one MQTT payload into rows.
+
+    Subclasses set :attr:`name` (matching their entry-point name), may declare configuration
+    :attr:`options` of their own, and implement :meth:`format`. ``format`` must raise
+    :class:`FormatError` — never another exception — for any payload it cannot turn into rows,
+    with a message that locates the problem (``values[3]: 2 measurements but 3 values``).
+    """
+
+    name: ClassVar[str]
+    options: ClassVar[Sequence[Option]] = ()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abc.abstractmethod
+    def format(self, topic: str, payload: bytes, context: FormatContext) -> list[Row]:
+        """Return the rows carried by ``payload`` published on ``topic``."""

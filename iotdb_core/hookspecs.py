@@ -1,0 +1,119 @@
+"""Hook specifications of the ``iotdb`` plugin project.
+
+Plugins implement these with the :data:`iotdb_core.hookimpl` marker and are found through the
+entry-point group ``iotdb`` (see ``docs/plugins.md``). Every hook name carries the ``iotdb_`` prefix.
+Hooks are called with keyword arguments; an implementation may accept any subset of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from iotdb_core.config import Option, Settings
+from iotdb_core.formatter import FormatContext, Row
+
+if TYPE_CHECKING:
+    from iotdb_core.storage.engine import Engine, WriteResult
+
+PROJECT_NAME = "iotdb"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@dataclass(frozen=True, slots=True)
+class FlushInfo:
+    """What one memtable flush wrote."""
+
+    path: Path
+    series_count: int
+    point_count: int
+    file_size: int
+
+
+@hookspec
+def iotdb_config_options() -> Sequence[Option]:  # type: ignore[empty-body]
+    """Declare configuration keys of this plugin, so they are validated and documented like the core's.
+
+    :return: the options this plugin reads from :class:`~iotdb_core.config.Settings`.
+    """
+
+
+@hookspec(firstresult=True)
+def iotdb_format_payload(topic: str, payload: bytes, context: FormatContext) -> list[Row] | None:  # type: ignore[empty-body]
+    """Turn one MQTT payload into rows.
+
+    The formatter named by ``mqtt_payload_formatter`` implements this hook; the first non-``None``
+    result wins. A plugin may wrap it (``@hookimpl(wrapper=True)``) to rewrite topics, enrich rows
+    or audit payloads.
+
+    :param topic: the PUBLISH topic name.
+    :param payload: the raw payload bytes.
+    :param context: client id, user name, QoS and protocol level of the publisher.
+    :return: the rows, or ``None`` to leave the payload to another implementation.
+    :raises iotdb_core.FormatError: the payload cannot be turned into rows.
+    """
+
+
+@hookspec
+def iotdb_before_write(rows: list[Row], settings: Settings) -> None:
+    """Inspect, transform or drop rows before they are written.
+
+    Implementations change ``rows`` in place (``rows[:] = [...]``): what remains is written.
+    Called once per write call with every row of that call.
+
+    :param rows: the rows about to be written; mutable.
+    :param settings: the running configuration.
+    """
+
+
+@hookspec
+def iotdb_after_write(rows: Sequence[Row], result: WriteResult) -> None:
+    """Observe rows once they are durable (per ``wal_mode``).
+
+    :param rows: the rows that were written (after :func:`iotdb_before_write`).
+    :param result: counts of points written and the measurements that failed, with reasons.
+    """
+
+
+@hookspec
+def iotdb_after_flush(info: FlushInfo) -> None:
+    """Observe a memtable flushed into a new TsFile.
+
+    :param info: the file's path, number of series and points, and size in bytes.
+    """
+
+
+@hookspec
+def iotdb_startup(engine: Engine, settings: Settings) -> None:
+    """Called once the storage engine is open and recovered, before any write is accepted.
+
+    :param engine: the open engine.
+    :param settings: the running configuration.
+    """
+
+
+@hookspec
+def iotdb_shutdown(engine: Engine) -> None:
+    """Called before the storage engine closes, after the last write.
+
+    :param engine: the engine about to close.
+    """
+
+
+@hookspec(firstresult=True)
+def iotdb_storage_backend(data_dir: Path, settings: Settings) -> Any:
+    """Supply another storage backend in place of the built-in engine.
+
+    The first non-``None`` result is used; it must offer the public API of
+    :class:`iotdb_core.storage.engine.Engine`.
+
+    :param data_dir: the configured data directory.
+    :param settings: the running configuration.
+    :return: an open engine-like object, or ``None`` to use the built-in engine.
+    """

@@ -1,0 +1,48 @@
+"""pytest plugin shipped with the distribution (entry point ``pytest11: iotdb``).
+
+Fixtures for plugin authors and for this project's own tests:
+
+* ``iotdb_settings`` — embedded defaults with ``data_dir`` in a temporary directory;
+* ``iotdb_engine`` — an open storage engine on that directory, closed after the test;
+* ``iotdb_plugin_manager`` — a plugin manager with the hook specifications and no installed plugins,
+  so a test registers exactly the plugins it means to test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pluggy
+import pytest
+
+from iotdb_core.config import Settings, default_settings
+from iotdb_core.plugin_manager import create_plugin_manager
+
+if TYPE_CHECKING:
+    from iotdb_core.storage.engine import Engine
+
+
+@pytest.fixture
+def iotdb_settings(tmp_path: Path) -> Settings:
+    """Default settings with the data directory under the test's temporary directory."""
+    return default_settings().replace(data_dir=str(tmp_path / "data"))
+
+
+@pytest.fixture
+def iotdb_plugin_manager() -> pluggy.PluginManager:
+    """A plugin manager holding only the hook specifications."""
+    return create_plugin_manager(load_entry_points=False)
+
+
+@pytest.fixture
+def iotdb_engine(iotdb_settings: Settings, iotdb_plugin_manager: pluggy.PluginManager) -> Iterator[Engine]:
+    """An open engine on a temporary data directory, closed when the test ends."""
+    from iotdb_core.storage.engine import Engine
+
+    engine = Engine.open(Path(iotdb_settings.data_dir), iotdb_settings, iotdb_plugin_manager)
+    try:
+        yield engine
+    finally:
+        engine.close()
