@@ -66,7 +66,7 @@ def formatter_class(name: str) -> type[PayloadFormatter]:
     try:
         driver = DriverManager(
             FORMATTER_GROUP, name, invoke_on_load=False,
-            on_load_failure_callback=_raise_load_failure, verify_requirements=False,
+            on_load_failure_callback=_raise_load_failure,
         )
     except NoMatches:
         installed = ", ".join(entry.name for entry in installed_formatters()) or "none"
