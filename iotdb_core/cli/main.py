@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from iotdb_core import __version__
-from iotdb_core.cli import config_cmd, formatters_cmd, plugins_cmd, serve_cmd, user_cmd
+from iotdb_core.cli import config_cmd, deadletter_cmd, formatters_cmd, plugins_cmd, serve_cmd, user_cmd
 from iotdb_core.errors import IoTDBError
 
-SUBCOMMANDS = (serve_cmd, formatters_cmd, plugins_cmd, config_cmd, user_cmd)
+SUBCOMMANDS = (serve_cmd, formatters_cmd, plugins_cmd, config_cmd, user_cmd, deadletter_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
