@@ -55,7 +55,10 @@ def integer(low: int | None = None, high: int | None = None) -> Callable[[str], 
     """A parser for integers within ``[low, high]``."""
 
     def parse(text: str) -> int:
-        value = int(text.strip())
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(text) from None
         if (low is not None and value < low) or (high is not None and value > high):
             raise ValueError(text)
         return value
@@ -67,7 +70,10 @@ def number(low: float = 0.0) -> Callable[[str], float]:
     """A parser for floating-point numbers of at least ``low``."""
 
     def parse(text: str) -> float:
-        value = float(text.strip())
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError(text) from None
         if not value >= low:
             raise ValueError(text)
         return value
@@ -307,10 +313,10 @@ def load_settings(
             continue
         try:
             values[key] = option.parse(value)
-        except (ValueError, KeyError, TypeError):
-            raise ConfigError(
-                f"{key}={value}: expected {option.expected} ({source})"
-            ) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            detail = str(exc).strip("'\"")
+            why = f": {detail}" if detail and detail != value.strip() and not isinstance(exc, KeyError) else ""
+            raise ConfigError(f"{key}={value}: expected {option.expected} ({source}){why}") from None
         sources[key] = source
     return Settings(MappingProxyType(values), MappingProxyType(sources), path)
 

@@ -1,0 +1,537 @@
+"""The write-ahead log: every write is appended here before it is applied to a memtable.
+
+Files
+    ``<data_dir>/wal/`` holds segment files ``<first_seq:020d>.wal`` and a ``LOCK`` file. An open
+    :class:`WriteAheadLog` holds an exclusive ``flock`` on ``LOCK``, so one log at a time writes a directory.
+
+Record format (details in :mod:`iotdb_core.storage.wal_format`)
+    A 16-byte header ``struct '<IIQ'`` = payload length, CRC32 (``zlib.crc32`` over the 8 stored bytes of
+    the sequence number followed by the payload), sequence number; then the payload. Records follow each
+    other with no padding; sequence numbers strictly increase through the log (gaps are allowed).
+
+Durability (:class:`WalMode`)
+    SYNC: :meth:`WriteAheadLog.append` returns once the record is on disk. Concurrent writers share
+    fsyncs (group commit): a writer whose bytes are not yet durable either waits for the fsync in
+    progress or, if none is, becomes the leader and runs the next one, which covers every byte written
+    before it starts. A leader whose previous group had several writers waits up to ``sync_delay_ms`` for
+    as many to join; a lone writer never waits.
+    ASYNC: ``append`` returns after write(2): the record survives a crash of the process but not of the
+    machine until a background thread fsyncs, every ``async_delay_ms``.
+    DISABLE: nothing is written; sequence numbers are still handed out.
+
+Segments
+    A new segment starts when the next write would take the current one past ``segment_size``, on
+    :meth:`WriteAheadLog.roll`, and when a log is opened on a directory whose last segment is not empty.
+    The segment being closed is fsynced before the next is created, so only the last segment of a
+    directory can end in a partly written record. :meth:`WriteAheadLog.release` deletes segments whose
+    records are all older than a given sequence number.
+
+Recovery
+    Opening a log, and :meth:`WriteAheadLog.replay`, truncate a torn tail: bytes at the end of the last
+    segment after which no valid record follows (an interrupted write). Any other damage is corruption:
+    replay raises :class:`WalCorruptionError` naming the segment and byte offset, or, with
+    ``skip_corrupt`` (configuration ``wal_skip_corrupt_records=true``), logs it and resumes at the next
+    valid record.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from iotdb_core.storage.wal_format import (
+    HEADER_SIZE,
+    BadRegion,
+    Record,
+    encode,
+    encode_many,
+    list_segments,
+    scan,
+    segment_name,
+)
+
+__all__ = [
+    "DEFAULT_SEGMENT_SIZE",
+    "WalCorruptionError",
+    "WalError",
+    "WalMode",
+    "WalStats",
+    "WriteAheadLog",
+]
+
+DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024
+LOCK_FILE = "LOCK"
+
+_log = logging.getLogger("iotdb.wal")
+_datasync = getattr(os, "fdatasync", os.fsync)
+
+
+class WalMode(enum.Enum):
+    """When an append is durable; named after IoTDB's ``wal_mode``."""
+
+    SYNC = "SYNC"
+    ASYNC = "ASYNC"
+    DISABLE = "DISABLE"
+
+
+class WalError(Exception):
+    """The write-ahead log cannot be used: it is closed, in use, or an I/O error made it unreliable."""
+
+
+class WalCorruptionError(WalError):
+    """A segment holds bytes that are not valid records and are not a torn tail."""
+
+    def __init__(self, path: Path, offset: int, size: int, trailing: bool) -> None:
+        where = "up to the end of the segment" if trailing else "before the next valid record"
+        super().__init__(
+            f"corrupt WAL record in segment {path} at byte offset {offset}: {size} bytes {where} cannot "
+            f"be read; start with wal_skip_corrupt_records=true to skip them (their records are lost)"
+        )
+        self.path = path
+        self.offset = offset
+        self.size = size
+
+
+@dataclass(frozen=True)
+class WalStats:
+    """Counters since the log was opened; ``writes`` counts write(2) calls, one per append or batch."""
+
+    records: int
+    writes: int
+    fsyncs: int
+    bytes_written: int
+
+
+class WriteAheadLog:
+    """A segmented, checksummed append-only log of byte payloads. Thread-safe.
+
+    Opening truncates a torn tail of the last segment and continues numbering after its last record, in a
+    new segment. Recovery reads the existing records first, before or after opening but before appending::
+
+        for seq, payload in WriteAheadLog.replay(wal_dir, skip_corrupt=skip):
+            apply(payload)
+        wal = WriteAheadLog(wal_dir, WalMode.SYNC)
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        mode: WalMode,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        sync_delay_ms: float = 1.0,
+        async_delay_ms: float = 1000.0,
+    ) -> None:
+        if segment_size <= 0:
+            raise ValueError(f"segment_size must be positive, got {segment_size}")
+        if sync_delay_ms < 0:
+            raise ValueError(f"sync_delay_ms must not be negative, got {sync_delay_ms}")
+        if async_delay_ms <= 0:
+            raise ValueError(f"async_delay_ms must be positive, got {async_delay_ms}")
+        self._dir = Path(directory)
+        self._mode = mode
+        self._segment_size = segment_size
+        self._sync_delay = sync_delay_ms / 1000.0
+        self._async_delay = async_delay_ms / 1000.0
+
+        self._lock = threading.Lock()
+        # Followers, rotations and close wait on _cond; a leader gathering writers waits on _gather.
+        self._cond = threading.Condition(self._lock)
+        self._gather = threading.Condition(self._lock)
+
+        self._segments: list[int] = []
+        self._fd: int | None = None
+        self._size = 0
+        self._next_seq = 1
+        self._writes = 0
+        self._synced = 0
+        self._syncing = False
+        self._gathering = False
+        self._group = 1
+        self._records = 0
+        self._fsyncs = 0
+        self._bytes = 0
+        self._error: BaseException | None = None
+        self._closed = False
+        self._stop = threading.Event()
+        self._syncer: threading.Thread | None = None
+
+        self._dir.mkdir(parents=True, exist_ok=True)
+        lock_fd = _lock_directory(self._dir)
+        if lock_fd is None:
+            raise WalError(f"WAL directory {self._dir} is in use by another open log")
+        self._lock_fd = lock_fd
+        try:
+            self._open_segments()
+        except BaseException:
+            if self._fd is not None:
+                os.close(self._fd)
+            os.close(lock_fd)
+            raise
+        if mode is WalMode.ASYNC:
+            self._syncer = threading.Thread(target=self._sync_periodically, name="iotdb-wal-fsync", daemon=True)
+            self._syncer.start()
+
+    @property
+    def directory(self) -> Path:
+        return self._dir
+
+    @property
+    def mode(self) -> WalMode:
+        return self._mode
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next appended record will get."""
+        return self._next_seq
+
+    def stats(self) -> WalStats:
+        with self._lock:
+            return WalStats(self._records, self._writes, self._fsyncs, self._bytes)
+
+    @staticmethod
+    def replay(directory: Path, *, skip_corrupt: bool = False) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(seq, payload)`` for every record in ``directory``, in sequence order.
+
+        A torn tail is truncated and logged, unless a log is open on the directory (opening it already
+        truncated the tail; what follows is being written). Other damage raises
+        :class:`WalCorruptionError`, or with ``skip_corrupt`` is logged and skipped.
+        """
+        directory = Path(directory)
+        if not directory.is_dir():
+            return
+        lock_fd = _lock_directory(directory)
+        try:
+            segments = list_segments(directory)
+            last_seq = 0
+            for index, (first_seq, path) in enumerate(segments):
+                is_last = index == len(segments) - 1
+                for item in scan(path.read_bytes(), max(last_seq, first_seq - 1)):
+                    if isinstance(item, Record):
+                        last_seq = item.seq
+                        yield item.seq, item.payload
+                    elif is_last and item.trailing:
+                        if lock_fd is not None:
+                            _truncate_torn_tail(path, item)
+                    elif skip_corrupt:
+                        _log.warning(
+                            "WAL segment %s: skipped %d corrupt bytes at byte offset %d",
+                            path,
+                            item.size,
+                            item.offset,
+                        )
+                    else:
+                        raise WalCorruptionError(path, item.offset, item.size, item.trailing)
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
+
+    def append(self, payload: bytes) -> int:
+        """Append one record and return its sequence number once it is as durable as the mode promises."""
+        with self._lock:
+            self._check_writable()
+            if self._mode is WalMode.DISABLE:
+                seq = self._next_seq
+                self._next_seq = seq + 1
+                self._records += 1
+                return seq
+            self._make_room(len(payload) + HEADER_SIZE)
+            seq = self._next_seq
+            ticket = self._write(encode(seq, payload), 1)
+            if self._mode is WalMode.SYNC:
+                self._await_durable(ticket)
+            return seq
+
+    def append_many(self, payloads: Sequence[bytes]) -> int:
+        """Append consecutive records with one write and one durability wait; return the last one's seq.
+
+        With no payloads nothing is written and the last sequence number handed out is returned.
+        """
+        with self._lock:
+            self._check_writable()
+            if not payloads:
+                return self._next_seq - 1
+            if self._mode is WalMode.DISABLE:
+                self._next_seq += len(payloads)
+                self._records += len(payloads)
+                return self._next_seq - 1
+            self._make_room(sum(map(len, payloads)) + HEADER_SIZE * len(payloads))
+            first = self._next_seq
+            ticket = self._write(encode_many(first, payloads), len(payloads))
+            if self._mode is WalMode.SYNC:
+                self._await_durable(ticket)
+            return first + len(payloads) - 1
+
+    def roll(self) -> int:
+        """Close the current segment and return the sequence number the next segment starts from.
+
+        Every record appended before the call has a smaller sequence number than the returned one.
+        """
+        with self._lock:
+            self._check_writable()
+            if self._mode is not WalMode.DISABLE:
+                while self._syncing:
+                    self._cond.wait()
+                    self._check_writable()
+                if self._size > 0:
+                    self._rotate()
+            return self._next_seq
+
+    def release(self, before_seq: int) -> int:
+        """Delete every segment whose records all have sequence numbers below ``before_seq``.
+
+        The segment being written is kept. Returns the number of segments deleted.
+        """
+        with self._lock:
+            self._check_open()
+            # A segment's records are below the next segment's first sequence number.
+            ends = [*self._segments[1:], self._next_seq][: len(self._segments)]
+            doomed = [first for first, end in zip(self._segments, ends, strict=True) if end <= before_seq]
+            if self._fd is not None and len(doomed) == len(self._segments):
+                doomed.pop()
+            del self._segments[: len(doomed)]
+        for first in doomed:
+            (self._dir / segment_name(first)).unlink(missing_ok=True)
+        if doomed:
+            _fsync_directory(self._dir)
+        return len(doomed)
+
+    def close(self) -> None:
+        """Make every appended record durable and close the log. Closing twice does nothing."""
+        self._stop.set()
+        try:
+            with self._lock:
+                if self._closed:
+                    return
+                self._closed = True
+                while self._syncing:
+                    self._cond.wait()
+                fd, self._fd = self._fd, None
+                try:
+                    if fd is not None and self._error is None and self._synced < self._writes:
+                        _datasync(fd)
+                        self._fsyncs += 1
+                        self._synced = self._writes
+                except OSError as exc:
+                    self._error = exc
+                    raise WalError(f"fsync of WAL segment in {self._dir} failed: {exc}") from exc
+                finally:
+                    if fd is not None:
+                        os.close(fd)
+                    os.close(self._lock_fd)
+                    self._cond.notify_all()
+        finally:
+            if self._syncer is not None and self._syncer is not threading.current_thread():
+                self._syncer.join()
+
+    def __enter__(self) -> WriteAheadLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _open_segments(self) -> None:
+        segments = list_segments(self._dir)
+        self._segments = [first for first, _ in segments]
+        reusable: Path | None = None
+        if segments:
+            first_seq, path = segments[-1]
+            size, last_seq = _recover_tail(path, first_seq)
+            self._next_seq = max(last_seq + 1, first_seq)
+            if size == 0:
+                reusable = path
+        if self._mode is WalMode.DISABLE:
+            return
+        if reusable is not None:
+            self._fd = os.open(reusable, os.O_WRONLY | os.O_CLOEXEC)
+            self._size = 0
+        else:
+            self._create_segment()
+
+    def _create_segment(self) -> None:
+        path = self._dir / segment_name(self._next_seq)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self._size = 0
+        self._segments.append(self._next_seq)
+        _fsync_directory(self._dir)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WalError(f"write-ahead log in {self._dir} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._error is not None:
+            raise WalError(f"write-ahead log in {self._dir} failed earlier: {self._error}") from self._error
+
+    def _make_room(self, size: int) -> None:
+        """Start a new segment if ``size`` more bytes would overflow the current one (lock held)."""
+        while self._size > 0 and self._size + size > self._segment_size:
+            if self._syncing:
+                self._cond.wait()
+                self._check_writable()
+            else:
+                self._rotate()
+
+    def _rotate(self) -> None:
+        """Fsync and close the current segment and create the next one (lock held, no fsync running)."""
+        fd = self._fd
+        assert fd is not None
+        try:
+            _datasync(fd)
+            self._fsyncs += 1
+            self._synced = self._writes
+            os.close(fd)
+            self._fd = None
+            self._create_segment()
+        except OSError as exc:
+            self._error = exc
+            raise WalError(f"cannot start a new WAL segment in {self._dir}: {exc}") from exc
+        finally:
+            self._cond.notify_all()
+
+    def _write(self, buf: bytes, records: int) -> int:
+        """Write framed records at the end of the segment (lock held); return the write's ticket."""
+        fd = self._fd
+        assert fd is not None
+        offset = self._size
+        try:
+            done = os.pwrite(fd, buf, offset)
+            while done < len(buf):
+                done += os.pwrite(fd, buf[done:], offset + done)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, offset)
+            except OSError:
+                self._error = exc
+            raise WalError(f"cannot write to WAL segment in {self._dir}: {exc}") from exc
+        self._size = offset + len(buf)
+        self._next_seq += records
+        self._records += records
+        self._bytes += len(buf)
+        self._writes += 1
+        if self._gathering:
+            self._gather.notify()
+        return self._writes
+
+    def _await_durable(self, ticket: int) -> None:
+        """Return once write ``ticket`` is fsynced, leading an fsync if none is running (lock held)."""
+        while self._synced < ticket:
+            if self._error is not None:
+                raise WalError(f"write-ahead log in {self._dir} failed: {self._error}") from self._error
+            if self._closed:
+                raise WalError(f"write-ahead log in {self._dir} was closed before the record was synced")
+            if self._syncing:
+                self._cond.wait()
+            else:
+                self._sync(gather=True)
+
+    def _sync(self, *, gather: bool) -> None:
+        """Fsync everything written so far, releasing the lock during the fsync (lock held)."""
+        self._syncing = True
+        try:
+            if gather and self._group > 1 and self._sync_delay > 0:
+                self._gathering = True
+                deadline = time.monotonic() + self._sync_delay
+                while self._writes - self._synced < self._group and not self._closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._gather.wait(remaining)
+                self._gathering = False
+            fd, target = self._fd, self._writes
+            if fd is None or target <= self._synced:
+                return
+            self._lock.release()
+            try:
+                _datasync(fd)
+            finally:
+                self._lock.acquire()
+            self._fsyncs += 1
+            self._group = target - self._synced
+            self._synced = target
+        except OSError as exc:
+            self._error = exc
+            raise WalError(f"fsync of WAL segment in {self._dir} failed: {exc}") from exc
+        finally:
+            self._syncing = False
+            self._gathering = False
+            self._cond.notify_all()
+
+    def _sync_periodically(self) -> None:
+        while not self._stop.wait(self._async_delay):
+            with self._lock:
+                if self._closed or self._error is not None:
+                    return
+                if self._syncing or self._synced >= self._writes:
+                    continue
+                try:
+                    self._sync(gather=False)
+                except WalError:
+                    _log.exception("background fsync of the write-ahead log in %s failed", self._dir)
+                    return
+
+
+def _lock_directory(directory: Path) -> int | None:
+    """Take the directory's exclusive lock; None if another open log holds it."""
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _recover_tail(path: Path, first_seq: int) -> tuple[int, int]:
+    """Truncate a torn tail of the last segment; return its size and last valid sequence number (or 0).
+
+    Corruption followed by valid records is left alone: :meth:`WriteAheadLog.replay` reports it.
+    """
+    data = path.read_bytes()
+    last_seq = 0
+    for item in scan(data, first_seq - 1):
+        if isinstance(item, Record):
+            last_seq = item.seq
+        elif item.trailing:
+            _truncate_torn_tail(path, item)
+            return item.offset, last_seq
+    return len(data), last_seq
+
+
+def _truncate_torn_tail(path: Path, region: BadRegion) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.ftruncate(fd, region.offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _log.warning(
+        "WAL segment %s: dropped a torn tail of %d bytes at byte offset %d (a write interrupted by a crash)",
+        path,
+        region.size,
+        region.offset,
+    )
