@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
@@ -12,6 +13,7 @@ from iotdb_core.config import Option, Settings, load_settings, resolve_config_pa
 from iotdb_core.formatter import PayloadFormatter
 from iotdb_core.formatter_loader import formatter_options, load_formatter
 from iotdb_core.plugin_manager import create_plugin_manager
+from iotdb_core.storage.engine import Engine
 
 
 @dataclass
@@ -53,3 +55,12 @@ def configure(
     settings = load_settings(path, extra_options=extra, environ=environ, overrides=overrides)
     formatter = load_formatter(settings, manager)
     return Runtime(settings, manager, formatter)
+
+
+def open_engine(runtime: Runtime) -> Any:
+    """Open the storage engine: a plugin's backend (``iotdb_storage_backend``) or the built-in one."""
+    data_dir = Path(runtime.settings.data_dir)
+    backend = runtime.plugins.hook.iotdb_storage_backend(data_dir=data_dir, settings=runtime.settings)
+    if backend is not None:
+        return backend
+    return Engine.open(data_dir, runtime.settings, runtime.plugins)

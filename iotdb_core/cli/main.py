@@ -6,12 +6,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from iotdb_core import __version__
-from iotdb_core.cli import config_cmd, deadletter_cmd, formatters_cmd, plugins_cmd, serve_cmd, user_cmd
+from iotdb_core.cli import config_cmd, deadletter_cmd, formatters_cmd, plugins_cmd, user_cmd
 from iotdb_core.errors import IoTDBError
 
-SUBCOMMANDS = (serve_cmd, formatters_cmd, plugins_cmd, config_cmd, user_cmd, deadletter_cmd)
+CORE_SUBCOMMANDS = (formatters_cmd, plugins_cmd, config_cmd, user_cmd, deadletter_cmd)
+#: Entry-point group through which other packages (the MQTT service's ``serve``) add subcommands:
+#: each entry point is a module with ``register(subparsers)``.
+COMMAND_GROUP = "iotdb.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"iotdb {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in SUBCOMMANDS:
+    for entry_point in sorted(metadata.entry_points(group=COMMAND_GROUP), key=lambda ep: ep.name):
+        entry_point.load().register(subparsers)
+    for module in CORE_SUBCOMMANDS:
         module.register(subparsers)
     return parser
 

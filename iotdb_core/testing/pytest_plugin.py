@@ -12,16 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pluggy
 import pytest
 
 from iotdb_core.config import Settings, default_settings
 from iotdb_core.plugin_manager import create_plugin_manager
-
-if TYPE_CHECKING:
-    from iotdb_core.storage.engine import Engine
+from iotdb_core.storage.engine import Engine
 
 
 @pytest.fixture
@@ -39,8 +36,6 @@ def iotdb_plugin_manager() -> pluggy.PluginManager:
 @pytest.fixture
 def iotdb_engine(iotdb_settings: Settings, iotdb_plugin_manager: pluggy.PluginManager) -> Iterator[Engine]:
     """An open engine on a temporary data directory, closed when the test ends."""
-    from iotdb_core.storage.engine import Engine
-
     engine = Engine.open(Path(iotdb_settings.data_dir), iotdb_settings, iotdb_plugin_manager)
     try:
         yield engine

@@ -1,0 +1,158 @@
+"""Turning a batch of publishes into durable rows, on an ingest thread.
+
+A batch is every publish one connection delivered while its previous batch was being written, so
+one WAL append and one durability wait serve many messages. Nothing valid is lost and nothing is
+dropped silently: a payload the formatter rejects is kept in the dead-letter log with the reason,
+and so is every value the engine rejects, while the payload's valid values are written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pluggy
+
+from iotdb_core.deadletter import DeadLetter, DeadLetterLog
+from iotdb_core.errors import FormatError
+from iotdb_core.formatter import FormatContext, Row
+from iotdb_core.metrics import ServiceCounters
+from iotdb_core.storage.results import WriteFailure
+
+log = logging.getLogger("iotdb.mqtt.ingest")
+
+#: MQTT 5 reason code telling a publisher its payload was not (wholly) stored.
+PAYLOAD_FORMAT_INVALID = 0x99
+_REASON_STRING_LIMIT = 200
+
+
+@dataclass(slots=True)
+class InboundPublish:
+    """One publish waiting to be written; ``write`` is False for a QoS 2 resend already stored."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    packet_id: int | None
+    write: bool = True
+
+
+@dataclass(slots=True)
+class PublishOutcome:
+    """What to tell the publisher: reason code 0 (stored) or 0x99 with a reason string."""
+
+    reason_code: int = 0
+    reason: str | None = None
+
+
+STORED = PublishOutcome()
+
+
+class RateLimitedLog:
+    """Logs at most one line per key per interval, counting what it held back."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def warning(self, key: str, message: str) -> None:
+        """Log ``message`` unless a line with ``key`` was logged within the interval."""
+        now = time.monotonic()
+        last, held = self._last.get(key, (0.0, 0))
+        if now - last >= self.interval_s:
+            suffix = f" ({held} similar messages suppressed)" if held else ""
+            log.warning("%s%s", message, suffix)
+            self._last[key] = (now, 0)
+            if len(self._last) > 10000:
+                self._last.clear()
+        else:
+            self._last[key] = (last, held + 1)
+
+
+class Ingestor:
+    """Formats and writes batches of publishes; safe to call from several threads."""
+
+    def __init__(self, plugins: pluggy.PluginManager, engine: object, dead_letters: DeadLetterLog,
+                 counters: ServiceCounters) -> None:
+        self._format = plugins.hook.iotdb_format_payload
+        self._engine = engine
+        self._dead_letters = dead_letters
+        self._counters = counters
+        self._warnings = RateLimitedLog()
+
+    def ingest(self, context: FormatContext, publishes: Sequence[InboundPublish]) -> list[PublishOutcome]:
+        """Write the batch and return one outcome per publish, in order.
+
+        Returns only once the stored rows are durable per ``wal_mode`` and every rejected payload
+        or value is in the dead-letter log. Raises if the engine refuses the write as a whole (for
+        instance the memory budget stayed exhausted): then nothing may be acknowledged.
+        """
+        outcomes = [STORED] * len(publishes)
+        letters: list[DeadLetter] = []
+        rows: list[Row] = []
+        owners: list[int] = []
+        for index, publish in enumerate(publishes):
+            if not publish.write:
+                continue
+            try:
+                produced = self._format(topic=publish.topic, payload=publish.payload, context=context)
+            except FormatError as exc:
+                outcomes[index] = self._reject(letters, context, publish, str(exc))
+                continue
+            except Exception as exc:  # a formatter bug must not lose the payload or kill the connection
+                log.exception("payload formatter failed on topic %r", publish.topic)
+                outcomes[index] = self._reject(letters, context, publish,
+                                               f"formatter failed: {type(exc).__name__}: {exc}")
+                continue
+            if produced is None:
+                outcomes[index] = self._reject(letters, context, publish, "no formatter produced rows")
+                continue
+            rows.extend(produced)
+            owners.extend([index] * len(produced))
+        if rows:
+            result = self._engine.write_rows(rows)  # type: ignore[attr-defined]
+            self._counters.add("rows_written", len(rows))
+            self._counters.add("points_written", result.points_written)
+            if result.failures:
+                self._attribute_failures(result.failures, rows, owners, publishes, context, letters, outcomes)
+        if letters:
+            self._dead_letters.append(letters)
+        return outcomes
+
+    def _reject(self, letters: list[DeadLetter], context: FormatContext, publish: InboundPublish,
+                reason: str) -> PublishOutcome:
+        letters.append(DeadLetter.of(client_id=context.client_id, username=context.username, topic=publish.topic,
+                                     qos=publish.qos, reason=reason, payload=publish.payload))
+        self._counters.add("mqtt_payloads_rejected")
+        self._warnings.warning(f"{context.client_id}\0{publish.topic}",
+                               f"payload from client {context.client_id!r} on topic {publish.topic!r} "
+                               f"kept in the dead-letter log: {reason}")
+        return PublishOutcome(PAYLOAD_FORMAT_INVALID, _shorten(reason))
+
+    def _attribute_failures(self, failures: Sequence[WriteFailure], rows: Sequence[Row], owners: Sequence[int],
+                            publishes: Sequence[InboundPublish], context: FormatContext,
+                            letters: list[DeadLetter], outcomes: list[PublishOutcome]) -> None:
+        """Dead-letter each publish whose values the engine rejected, naming every rejected value."""
+        owner_of: dict[tuple[str, object], int] = {}
+        for row, owner in zip(rows, owners, strict=True):
+            owner_of.setdefault((row.device, row.timestamp), owner)
+        by_publish: dict[int, list[WriteFailure]] = {}
+        for failure in failures:
+            owner = owner_of.get((failure.device, failure.timestamp), -1)
+            by_publish.setdefault(owner, []).append(failure)
+        self._counters.add("points_rejected", len(failures))
+        for owner, rejected in by_publish.items():
+            details = "; ".join(f"{f.device}.{f.measurement} at {f.timestamp} = {f.value!r}: {f.reason}"
+                                for f in rejected)
+            reason = f"{len(rejected)} value(s) rejected, the others written: {details}"
+            if owner < 0:
+                orphan = InboundPublish("", details.encode("utf-8"), 0, None)
+                self._reject(letters, context, orphan, reason)
+                continue
+            outcomes[owner] = self._reject(letters, context, publishes[owner], reason)
+
+
+def _shorten(reason: str) -> str:
+    return reason if len(reason) <= _REASON_STRING_LIMIT else reason[: _REASON_STRING_LIMIT - 3] + "..."

@@ -1,0 +1,162 @@
+"""The asyncio MQTT server: listening socket, live connections, time-outs and graceful stop."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import time
+from concurrent.futures import Executor, ThreadPoolExecutor
+
+from iotdb_core.auth import UserStore
+from iotdb_core.config import Settings
+from iotdb_core.errors import IoTDBError
+from iotdb_core.formatter import FormatContext
+from iotdb_core.metrics import ServiceCounters
+from iotdb_mqtt.codec.reason_codes import ReasonCode
+from iotdb_mqtt.connection import MqttConnection
+from iotdb_mqtt.ingest import InboundPublish, Ingestor, PublishOutcome
+from iotdb_mqtt.sessions import SessionStore
+
+log = logging.getLogger("iotdb.mqtt")
+
+#: How often connections are checked for keep-alive and CONNECT time-outs.
+SWEEP_INTERVAL_S = 0.5
+#: Sockets accepted beyond ``mqtt_max_connections`` before new ones are closed unread; the margin
+#: lets refused clients read their CONNACK.
+SOCKET_MARGIN = 64
+
+
+class MqttServer:
+    """Accepts MQTT connections and hands their publishes to the ingest executor."""
+
+    def __init__(self, settings: Settings, ingestor: Ingestor, users: UserStore, counters: ServiceCounters,
+                 ingest_executor: Executor) -> None:
+        self.settings = settings
+        self.ingestor = ingestor
+        self.users = users
+        self.counters = counters
+        self.sessions = SessionStore()
+        self.ingest_executor = ingest_executor
+        self.auth_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-auth")
+        self._connections: set[MqttConnection] = set()
+        self._by_client: dict[str, MqttConnection] = {}
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Bind ``mqtt_host``:``mqtt_port``; a port in use is an :class:`IoTDBError` with one clear line."""
+        loop = asyncio.get_running_loop()
+        host, port = self.settings.mqtt_host, self.settings.mqtt_port
+        try:
+            self._server = await loop.create_server(lambda: MqttConnection(self), host, port,
+                                                    reuse_address=True, backlog=1024)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise IoTDBError(f"cannot listen on {host}:{port}: the port is in use "
+                                 "(set mqtt_port to another port)") from None
+            raise IoTDBError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound host and port (the real port when ``mqtt_port=0``)."""
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def stop(self) -> None:
+        """Stop accepting, finish and acknowledge what was received, then close every connection."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self._connections):
+            if connection.transport is not None and not connection.closed:
+                connection.transport.pause_reading()
+        await self._wait_idle()
+        for connection in list(self._connections):
+            connection.close_for(ReasonCode.SERVER_SHUTTING_DOWN, "the server is shutting down")
+        await self._wait_idle()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._server is not None:
+            await self._server.wait_closed()
+        self.auth_executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _wait_idle(self) -> None:
+        while any(connection.has_work() for connection in self._connections):
+            self._idle.clear()
+            await self._idle.wait()
+
+    # ------------------------------------------------------------------ connections
+
+    def connection_opened(self, connection: MqttConnection) -> None:
+        """Track a new socket; refuse outright far beyond the connection limit."""
+        if len(self._connections) >= self.settings.mqtt_max_connections + SOCKET_MARGIN:
+            self.counters.add("mqtt_connections_refused")
+            if connection.transport is not None:
+                connection.transport.abort()
+            return
+        self._connections.add(connection)
+        self.counters.add("mqtt_connections_current")
+
+    def connection_closed(self, connection: MqttConnection) -> None:
+        """Forget a closed connection (its queued publishes still get written)."""
+        if connection in self._connections:
+            self._connections.discard(connection)
+            self.counters.add("mqtt_connections_current", -1)
+        if self._by_client.get(connection.client_id) is connection:
+            del self._by_client[connection.client_id]
+
+    def authenticated_count(self) -> int:
+        """Connections that completed CONNECT."""
+        return len(self._by_client)
+
+    def authenticate(self, username: str | None, password: bytes | None) -> bool:
+        """Check credentials (runs on the auth thread: scrypt is slow)."""
+        if username is None and password is None and self.settings.mqtt_allow_anonymous:
+            return True
+        return self.users.verify(username, password)
+
+    def take_over(self, connection: MqttConnection) -> None:
+        """Register ``connection`` under its client id, closing an older connection with the same id."""
+        older = self._by_client.get(connection.client_id)
+        if older is not None and older is not connection:
+            older.close_for(ReasonCode.SESSION_TAKEN_OVER, "another connection took over this client id")
+        self._by_client[connection.client_id] = connection
+
+    # ------------------------------------------------------------------ ingestion
+
+    def submit(self, context: FormatContext, batch: list[InboundPublish]) -> asyncio.Future[list[PublishOutcome]]:
+        """Run one batch on the ingest executor."""
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.ingest_executor, self.ingestor.ingest, context, batch)
+
+    def batch_done(self, connection: MqttConnection) -> None:
+        """Wake :meth:`stop` when the last batch finished."""
+        if not connection.has_work():
+            self._idle.set()
+
+    # ------------------------------------------------------------------ time-outs
+
+    async def _sweep(self) -> None:
+        connect_timeout = self.settings.mqtt_connect_timeout_in_ms / 1000.0
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            now = time.monotonic()
+            for connection in list(self._connections):
+                if connection.closed:
+                    continue
+                if not connection.connected:
+                    if now - connection.opened_at > connect_timeout:
+                        connection.close_for(ReasonCode.MAXIMUM_CONNECT_TIME, "no CONNECT in time")
+                    continue
+                silent = now - connection.last_activity
+                if connection.keep_alive and silent > 1.5 * connection.keep_alive:
+                    connection.close_for(ReasonCode.KEEP_ALIVE_TIMEOUT,
+                                         f"nothing received for 1.5 x keep alive ({connection.keep_alive} s)")
+                elif connection.reader.buffered and silent > connect_timeout:
+                    connection.close_for(ReasonCode.MALFORMED_PACKET, "a packet was left incomplete")

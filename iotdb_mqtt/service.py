@@ -1,0 +1,60 @@
+"""Running the database with its MQTT service until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from iotdb_core import __version__
+from iotdb_core.auth import UserStore
+from iotdb_core.bootstrap import Runtime, open_engine
+from iotdb_core.deadletter import DeadLetterLog
+from iotdb_core.metrics import ServiceCounters
+from iotdb_mqtt.ingest import Ingestor
+from iotdb_mqtt.server import MqttServer
+
+log = logging.getLogger("iotdb.serve")
+
+
+async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> None:
+    """Open the engine, serve MQTT until ``stop`` is set (or a signal arrives), then shut down cleanly.
+
+    Shutdown order: stop accepting, finish in-flight publishes and send their acknowledgements,
+    close the connections, then close the engine (which flushes memtables and closes the WAL).
+    """
+    settings = runtime.settings
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    data_dir = Path(settings.data_dir)
+    engine = open_engine(runtime)
+    executor = ThreadPoolExecutor(settings.mqtt_handler_pool_size, thread_name_prefix="iotdb-ingest")
+    server: MqttServer | None = None
+    try:
+        users = UserStore.open(data_dir)
+        counters = ServiceCounters()
+        dead_letters = DeadLetterLog(data_dir, settings.mqtt_dead_letter_max_bytes)
+        if settings.enable_mqtt_service:
+            ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters)
+            server = MqttServer(settings, ingestor, users, counters, executor)
+            await server.start()
+            host, port = server.address
+            log.info("iotdb %s serving MQTT on %s:%d with formatter %r, data directory %s",
+                     __version__, host, port, settings.mqtt_payload_formatter, data_dir.resolve())
+        else:
+            log.info("iotdb %s running without MQTT (enable_mqtt_service=false), data directory %s",
+                     __version__, data_dir.resolve())
+        await stop.wait()
+        log.info("shutting down: finishing in-flight publishes")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if server is not None:
+            await server.stop()
+        executor.shutdown(wait=True)
+        engine.close()
+        log.info("stopped")

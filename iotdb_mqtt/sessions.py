@@ -1,0 +1,57 @@
+"""Session state that outlives a connection, and the register of live client ids.
+
+The only state a publish-only server keeps for a session is the set of QoS 2 packet ids whose
+PUBREC was sent but whose PUBREL has not arrived: a resend of such a publish must not be written
+twice, even after a reconnect. A session is kept after its connection closes when the client asked
+for it (MQTT 3.1.x: clean session 0; MQTT 5: clean start 0 and a session expiry interval > 0).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+#: MQTT 5's "never expires" session expiry interval.
+NEVER_EXPIRES = 0xFFFFFFFF
+#: Sessions kept at most; the oldest is dropped beyond it, so abandoned client ids cannot fill memory.
+MAX_STORED_SESSIONS = 100_000
+
+
+@dataclass
+class SessionState:
+    """What must survive between connections of one client id."""
+
+    qos2_pending: set[int] = field(default_factory=set)
+    expiry_interval: int = 0
+
+
+class SessionStore:
+    """Sessions of disconnected clients, by client id, until they expire."""
+
+    def __init__(self) -> None:
+        self._stored: dict[str, tuple[SessionState, float]] = {}
+
+    def take(self, client_id: str, *, clean_start: bool) -> tuple[SessionState, bool]:
+        """Return the client's session and whether it existed (``session present``).
+
+        A clean start discards any stored session.
+        """
+        stored = self._stored.pop(client_id, None)
+        if clean_start or stored is None:
+            return SessionState(), False
+        state, expires_at = stored
+        if time.monotonic() > expires_at:
+            return SessionState(), False
+        return state, True
+
+    def keep(self, client_id: str, state: SessionState) -> None:
+        """Store ``state`` after its connection closed, if its expiry interval asks for it."""
+        if state.expiry_interval <= 0:
+            return
+        interval = float("inf") if state.expiry_interval == NEVER_EXPIRES else state.expiry_interval
+        if len(self._stored) >= MAX_STORED_SESSIONS:
+            self._stored.pop(next(iter(self._stored)))
+        self._stored[client_id] = (state, time.monotonic() + interval)
+
+    def __len__(self) -> int:
+        return len(self._stored)
