@@ -5,7 +5,8 @@ Fixtures for plugin authors and for this project's own tests:
 * ``iotdb_settings`` — embedded defaults with ``data_dir`` in a temporary directory;
 * ``iotdb_engine`` — an open storage engine on that directory, closed after the test;
 * ``iotdb_plugin_manager`` — a plugin manager with the hook specifications and no installed plugins,
-  so a test registers exactly the plugins it means to test.
+  so a test registers exactly the plugins it means to test;
+* ``iotdb_server`` — ``iotdb serve`` running as a subprocess on a free loopback port.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from iotdb_core.config import Settings, default_settings
 from iotdb_core.plugin_manager import create_plugin_manager
 from iotdb_core.storage.engine import Engine
+from iotdb_core.testing.server import ServerProcess
 
 
 @pytest.fixture
@@ -41,3 +43,14 @@ def iotdb_engine(iotdb_settings: Settings, iotdb_plugin_manager: pluggy.PluginMa
         yield engine
     finally:
         engine.close()
+
+
+@pytest.fixture
+def iotdb_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A running ``iotdb serve`` subprocess on a free loopback port (``.host``, ``.port``, ``.data_dir``).
+
+    It is stopped with SIGTERM when the test ends. Tests that need other settings build a
+    :class:`~iotdb_core.testing.server.ServerProcess` themselves.
+    """
+    with ServerProcess(tmp_path / "server") as server:
+        yield server

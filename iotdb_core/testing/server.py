@@ -1,0 +1,96 @@
+"""Running ``iotdb serve`` as a real subprocess on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+_LISTENING = re.compile(r"serving MQTT on ([\d.]+):(\d+)")
+
+
+class ServerProcess:
+    """One ``iotdb serve`` process with its own configuration file and data directory.
+
+    ``properties`` are written to ``<directory>/iotdb-system.properties``; ``mqtt_port`` defaults to
+    0 so the operating system picks a free port, which is read back from the startup log line.
+    Output is collected in :attr:`output` (stdout and stderr interleaved).
+    """
+
+    def __init__(self, directory: Path, properties: Mapping[str, object] | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.directory / "data"
+        self.config_path = self.directory / "iotdb-system.properties"
+        settings: dict[str, object] = {"mqtt_host": "127.0.0.1", "mqtt_port": 0, "data_dir": self.data_dir}
+        settings.update(properties or {})
+        self.config_path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        self.env = {**os.environ, **(env or {})}
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.process: subprocess.Popen[str] | None = None
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+
+    @property
+    def output(self) -> str:
+        """Everything the process printed so far."""
+        with self._lock:
+            return "".join(self._lines)
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        """Start the process and wait until it listens; raises with its output if it does not."""
+        with self._lock:
+            self._lines.clear()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "iotdb_core.cli.main", "serve", "--config", str(self.config_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=self.env,
+        )
+        listening = threading.Event()
+        threading.Thread(target=self._pump, args=(self.process, listening), daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not listening.wait(0.05):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"iotdb serve did not start:\n{self.output}")
+        return self
+
+    def _pump(self, process: subprocess.Popen[str], listening: threading.Event) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            with self._lock:
+                self._lines.append(line)
+            match = _LISTENING.search(line)
+            if match:
+                self.host, self.port = match.group(1), int(match.group(2))
+                listening.set()
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Send ``signum`` and wait for the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the process (a crash) and reap it."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.stop(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
