@@ -189,6 +189,14 @@ class Settings:
         except KeyError:
             raise KeyError(f"no configuration key {key!r}") from None
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when these settings were built without that key.
+
+        Formatters and plugins read their own keys with it, so they also work on settings built
+        without their options (``default_settings()`` in a test).
+        """
+        return self.values.get(key, default)
+
     def __getattr__(self, key: str) -> Any:
         values = object.__getattribute__(self, "values")
         if key in values:

@@ -8,7 +8,7 @@ from typing import Any
 from iotdb_core.bootstrap import configure, plugin_options
 from iotdb_core.cli.table import format_table
 from iotdb_core.config import CORE_OPTIONS, render_properties
-from iotdb_core.formatter_loader import formatter_options
+from iotdb_core.formatter_loader import formatter_options, installed_formatters
 from iotdb_core.plugin_manager import create_plugin_manager
 
 
@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the effective settings, or the documented defaults."""
     if args.defaults:
         manager = create_plugin_manager()
-        print(render_properties([*CORE_OPTIONS, *plugin_options(manager), *formatter_options("json")]))
+        formatters = [option for entry in installed_formatters() for option in formatter_options(entry.name)]
+        print(render_properties([*CORE_OPTIONS, *formatters, *plugin_options(manager)]))
         return 0
     runtime = configure(args.config)
     settings = runtime.settings

@@ -337,7 +337,7 @@ def _check_row(
         return row
     if all(value is None for value in values):
         return None
-    return dataclasses.replace(row, values=tuple(values))
+    return row._replace(values=tuple(values))
 
 
 #: The instance the ``iotdb`` entry point registers; it follows ``bounds_rules`` in the settings.

@@ -1,0 +1,296 @@
+"""The ``json`` payload formatter: Apache IoTDB's MQTT JSON shapes, keeping JSON's own value types.
+
+Accepted documents (``datatypes`` is optional everywhere; other keys are ignored)::
+
+    {"device": "root.sg.d1", "timestamp": 1, "measurements": ["s1", "s2"], "values": [1.5, true]}
+    {"device": "root.sg.d1", "timestamps": [1, 2], "measurements": ["s1"], "values": [[1], [2]]}
+    [ <either of the above>, ... ]
+
+Timestamps are integers in the database's ``timestamp_precision``. Values keep their JSON type
+(integer, number, boolean, string); ``null`` means "no value". The engine applies the type inference
+settings afterwards. Any problem rejects the whole payload with a :class:`FormatError` that names
+where it is (``[1].timestamps[2]: ...``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import ujson
+
+from formatters._text import describe, is_encodable, path_problem, utf8_problem
+from iotdb_core.datatypes import (
+    FLOAT_MAX,
+    INT32_MAX,
+    INT32_MIN,
+    INT64_MAX,
+    INT64_MIN,
+    TSDataType,
+    ValueTypeError,
+    coerce,
+)
+from iotdb_core.errors import FormatError
+from iotdb_core.formatter import FormatContext, PayloadFormatter, Row, Value
+from iotdb_core.paths import PathError, validate_device, validate_measurement
+
+__all__ = ["JsonFormatter"]
+
+_MISSING: Any = object()
+_SCALARS = frozenset({bool, int, float, str, type(None)})
+_ROOT_OFFSET = len("root.")
+
+# Names already validated, so a steady stream from the same devices skips path parsing. Bounded so
+# a client inventing names cannot grow them without limit; set.add is atomic under the GIL.
+_CACHE_LIMIT = 65536
+_known_devices: set[str] = set()
+_known_measurements: set[str] = set()
+
+Types = tuple[TSDataType | None, ...] | None
+
+# How a value of a declared type is checked quickly: its exact Python type and, for numbers, the
+# range that fits; anything else goes through ``coerce``, which explains the mismatch. Keyed by
+# type name because hashing an enum member runs Python code.
+Quick = tuple[type, float | None, float | None]
+_QUICK: dict[str, Quick] = {
+    "BOOLEAN": (bool, None, None),
+    "INT32": (int, INT32_MIN, INT32_MAX),
+    "INT64": (int, INT64_MIN, INT64_MAX),
+    "FLOAT": (float, -FLOAT_MAX, FLOAT_MAX),
+    "DOUBLE": (float, None, None),
+    "TEXT": (str, None, None),
+}
+#: The usual spellings of type names, resolved without TSDataType.parse (which also accepts any case).
+_TYPE_NAMES: dict[str, TSDataType] = {kind.value: kind for kind in TSDataType} | {"STRING": TSDataType.TEXT}
+
+
+class JsonFormatter(PayloadFormatter):
+    """Turns IoTDB-style JSON documents into rows; see the module documentation for the shapes."""
+
+    name: ClassVar[str] = "json"
+
+    def format(self, topic: str, payload: bytes, context: FormatContext) -> list[Row]:
+        document = _decode(payload)
+        if type(document) is dict:
+            return _rows_of(document, "")
+        if type(document) is list:
+            rows: list[Row] = []
+            for index, item in enumerate(document):
+                if type(item) is not dict:
+                    raise FormatError(f"[{index}]: expected an object, got {describe(item)}")
+                rows.extend(_rows_of(item, f"[{index}]."))
+            return rows
+        raise FormatError(f"payload: expected a JSON object or an array of objects, got {describe(document)}")
+
+
+def _decode(payload: bytes) -> Any:
+    try:
+        return ujson.loads(payload)
+    except Exception as exc:  # ujson raises JSONDecodeError, ValueError or OverflowError
+        raise FormatError(_decode_problem(payload, exc)) from None
+
+
+def _decode_problem(payload: bytes, exc: Exception) -> str:
+    """Explain why ``payload`` is not JSON, locating the problem when the standard parser can.
+
+    ujson's messages carry no position, so on this (rare) path the payload is parsed again with
+    :mod:`json`, whose errors give line and column.
+    """
+    if not payload.strip():
+        return "empty payload"
+    problem = utf8_problem(payload)
+    if problem is not None:
+        return problem
+    try:
+        json.loads(payload)
+    except json.JSONDecodeError as located:
+        return f"line {located.lineno}, column {located.colno}: invalid JSON: {located.msg}"
+    except Exception:  # deep nesting overflows the standard parser; ujson's reason is kept
+        return f"invalid JSON: {exc}"
+    return f"invalid JSON: {exc}"
+
+
+def _rows_of(document: dict[str, Any], where: str) -> list[Row]:
+    device = document.get("device", _MISSING)
+    if type(device) is not str or device not in _known_devices:
+        _check_device(device, where)
+    measurements = _measurements(document.get("measurements", _MISSING), where)
+    raw_types = document.get("datatypes", _MISSING)
+    types: Types = None
+    quick: tuple[Quick | None, ...] = ()
+    if raw_types is not _MISSING:
+        types, quick = _datatypes(raw_types, len(measurements), where)
+    values = document.get("values", _MISSING)
+    if values is _MISSING:
+        raise FormatError(f"{where}values: missing")
+    if "timestamps" in document:
+        if "timestamp" in document:
+            raise FormatError(f"{where}timestamp: give either \"timestamp\" or \"timestamps\", not both")
+        return _batch_rows(
+            document["timestamps"], device, measurements, values, types=types, quick=quick, where=where
+        )
+    timestamp = document.get("timestamp", _MISSING)
+    if type(timestamp) is not int or not INT64_MIN <= timestamp <= INT64_MAX:
+        _check_timestamp(timestamp, f"{where}timestamp")
+    checked = _row_values(values, measurements, types, quick, f"{where}values")
+    return [Row(device, timestamp, measurements, checked, types)]
+
+
+def _batch_rows(
+    timestamps: Any, device: str, measurements: tuple[str, ...], values: Any, *,
+    types: Types, quick: tuple[Quick | None, ...], where: str,
+) -> list[Row]:
+    if type(timestamps) is not list:
+        raise FormatError(f"{where}timestamps: expected an array of integers, got {describe(timestamps)}")
+    if not timestamps:
+        raise FormatError(f"{where}timestamps: empty")
+    if type(values) is not list:
+        raise FormatError(f"{where}values: expected an array of rows (one per timestamp), got {describe(values)}")
+    if len(values) != len(timestamps):
+        raise FormatError(f"{where}values: {len(timestamps)} timestamps but {len(values)} rows of values")
+    rows = []
+    for index, (timestamp, row) in enumerate(zip(timestamps, values, strict=True)):
+        if type(timestamp) is not int or not INT64_MIN <= timestamp <= INT64_MAX:
+            _check_timestamp(timestamp, f"{where}timestamps[{index}]")
+        if type(row) is not list:
+            raise FormatError(
+                f"{where}values[{index}]: expected an array of {len(measurements)} values, got {describe(row)}"
+            )
+        checked = _row_values(row, measurements, types, quick, f"{where}values[{index}]")
+        rows.append(Row(device, timestamp, measurements, checked, types))
+    return rows
+
+
+def _check_device(device: Any, where: str) -> None:
+    if device is _MISSING:
+        raise FormatError(f"{where}device: missing")
+    if type(device) is not str:
+        raise FormatError(f"{where}device: expected a string, got {describe(device)}")
+    try:
+        validate_device(device)
+    except PathError as exc:
+        raise FormatError(f"{where}device {device!r}: {path_problem(exc, device)}") from None
+    if not is_encodable(device):
+        raise FormatError(f"{where}device {device!r}: contains a lone surrogate, which is not Unicode text")
+    if len(_known_devices) < _CACHE_LIMIT:
+        _known_devices.add(device)
+
+
+def _measurements(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is _MISSING:
+        raise FormatError(f"{where}measurements: missing")
+    if type(raw) is not list:
+        raise FormatError(f"{where}measurements: expected an array of strings, got {describe(raw)}")
+    if not raw:
+        raise FormatError(f"{where}measurements: empty")
+    for name in raw:
+        if type(name) is not str or name not in _known_measurements:
+            _check_measurements(raw, where)
+            break
+    if len(raw) > 1 and len(set(raw)) != len(raw):
+        seen: set[str] = set()
+        for index, name in enumerate(raw):
+            if name in seen:
+                raise FormatError(f"{where}measurements[{index}]: duplicate measurement {name!r}")
+            seen.add(name)
+    return tuple(raw)
+
+
+def _check_measurements(names: list[Any], where: str) -> None:
+    for index, name in enumerate(names):
+        if type(name) is not str:
+            raise FormatError(f"{where}measurements[{index}]: expected a string, got {describe(name)}")
+        if name in _known_measurements:
+            continue
+        try:
+            validate_measurement(name)
+        except PathError as exc:
+            problem = path_problem(exc, "root." + name, _ROOT_OFFSET)
+            raise FormatError(f"{where}measurements[{index}]: invalid measurement {name!r}: {problem}") from None
+        if not is_encodable(name):
+            raise FormatError(f"{where}measurements[{index}]: {name!r} contains a lone surrogate")
+        if len(_known_measurements) < _CACHE_LIMIT:
+            _known_measurements.add(name)
+
+
+def _datatypes(raw: Any, count: int, where: str) -> tuple[tuple[TSDataType | None, ...], tuple[Quick | None, ...]]:
+    """The declared types (None: infer) and, for each, how its values are checked quickly."""
+    if type(raw) is not list:
+        raise FormatError(f"{where}datatypes: expected an array of type names, got {describe(raw)}")
+    if len(raw) != count:
+        raise FormatError(f"{where}datatypes: {count} measurements but {len(raw)} datatypes")
+    types: list[TSDataType | None] = []
+    quick: list[Quick | None] = []
+    for index, name in enumerate(raw):
+        if name is None:
+            types.append(None)
+            quick.append(None)
+            continue
+        if type(name) is not str:
+            raise FormatError(f"{where}datatypes[{index}]: expected a type name, got {describe(name)}")
+        declared = _TYPE_NAMES.get(name)
+        if declared is None:
+            try:
+                declared = TSDataType.parse(name)
+            except ValueError as exc:
+                raise FormatError(f"{where}datatypes[{index}]: {exc}") from None
+        types.append(declared)
+        quick.append(_QUICK[declared.value])
+    return tuple(types), tuple(quick)
+
+
+def _check_timestamp(timestamp: Any, where: str) -> None:
+    if timestamp is _MISSING:
+        raise FormatError(f"{where}: missing (give \"timestamp\", or \"timestamps\" with one row of values each)")
+    if type(timestamp) is not int:
+        subject = "must" if where.endswith("timestamp") else "timestamp must"
+        raise FormatError(f"{where}: {subject} be an integer, got {describe(timestamp)}")
+    raise FormatError(f"{where}: timestamp {timestamp} is out of the INT64 range [{INT64_MIN}, {INT64_MAX}]")
+
+
+def _row_values(
+    values: Any, measurements: tuple[str, ...], types: Types, quick: tuple[Quick | None, ...], where: str
+) -> tuple[Value | None, ...]:
+    """Check one row of values against its measurements (and declared types) and return it as a tuple."""
+    if type(values) is not list:
+        raise FormatError(f"{where}: expected an array of {len(measurements)} values, got {describe(values)}")
+    if len(values) != len(measurements):
+        raise FormatError(f"{where}: {len(measurements)} measurements but {len(values)} values")
+    for value in values:
+        kind = type(value)
+        if kind not in _SCALARS or (kind is str and not is_encodable(value)):
+            _reject_value(values, where)
+    if types is not None:
+        _check_declared(values, measurements, types, quick, where)
+    return tuple(values)
+
+
+def _reject_value(values: list[Any], where: str) -> None:
+    for index, value in enumerate(values):
+        if type(value) is list or type(value) is dict:
+            hint = " (several rows need \"timestamps\")" if type(value) is list else ""
+            raise FormatError(f"{where}[{index}]: objects and arrays are not values{hint}")
+        if type(value) is str and not is_encodable(value):
+            raise FormatError(f"{where}[{index}]: text contains a lone surrogate, which is not Unicode text")
+        if type(value) not in _SCALARS:
+            raise FormatError(f"{where}[{index}]: unsupported value {describe(value)}")
+
+
+def _check_declared(
+    values: Sequence[Any], measurements: tuple[str, ...], types: tuple[TSDataType | None, ...],
+    quick: tuple[Quick | None, ...], where: str,
+) -> None:
+    for index, value in enumerate(values):
+        check = quick[index]
+        if value is None or check is None:
+            continue
+        kind, low, high = check
+        if type(value) is kind and (low is None or low <= value <= high):
+            continue
+        declared = types[index]
+        assert declared is not None  # quick[index] is None exactly when types[index] is
+        try:
+            coerce(value, declared)
+        except ValueTypeError as exc:
+            raise FormatError(f"{where}[{index}] (measurement {measurements[index]!r}): {exc}") from None
