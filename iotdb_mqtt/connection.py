@@ -92,6 +92,8 @@ class MqttConnection(asyncio.Protocol):
         self._writing = False
         self._paused = False
         self._unacked = 0
+        #: MQTT 5 Request Problem Information: when 0, no reason strings on PUBACK, PUBREC or SUBACK [MQTT-3.1.2-29].
+        self._problem_information = True
 
     # ------------------------------------------------------------------ transport events
 
@@ -117,6 +119,9 @@ class MqttConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.closed:
+            # A refused CONNECT or a close before CONNECT does not go through _close_session: without this
+            # the socket would stay counted and, beyond the connection limit, lock every new client out.
+            self.server.connection_closed(self)
             return
         self.closed = True
         self._close_session(abnormal=True)
@@ -170,7 +175,7 @@ class MqttConnection(asyncio.Protocol):
         if self.level == 5 and connect.properties.authentication_method is not None:
             self._refuse(ReasonCode.BAD_AUTHENTICATION_METHOD, "enhanced authentication is not supported")
             return
-        if server.authenticated_count() >= server.settings.mqtt_max_connections:
+        if not server.has_room_for(client_id):
             self._refuse(ReasonCode.QUOTA_EXCEEDED, "the server has reached mqtt_max_connections")
             return
         self.client_id = client_id
@@ -197,6 +202,7 @@ class MqttConnection(asyncio.Protocol):
             self.session.expiry_interval = 0 if connect.clean_start else NEVER_EXPIRES
         self.keep_alive = connect.keep_alive
         self._will = connect.will
+        self._problem_information = connect.properties.request_problem_information != 0
         self.context = FormatContext(client_id=self.client_id, username=connect.username, qos=0,
                                      protocol_level=self.level)
         self.connected = True
@@ -265,7 +271,8 @@ class MqttConnection(asyncio.Protocol):
 
     def _on_subscribe(self, subscribe: Subscribe) -> None:
         code = ReasonCode.NOT_AUTHORIZED if self.level == 5 else 0x80
-        reason = Properties(reason_string="this server accepts publishes only") if self.level == 5 else Properties()
+        problem = self.level == 5 and self._problem_information
+        reason = Properties(reason_string="this server accepts publishes only") if problem else Properties()
         codes = tuple(code for _ in subscribe.subscriptions)
         self._write(encode(SubAck(subscribe.packet_id, codes, properties=reason), self.level))
 
@@ -283,7 +290,9 @@ class MqttConnection(asyncio.Protocol):
         else:
             self._will = None
         self.closed = True
-        self._close_session(abnormal=False)
+        # A will still set here was asked for (MQTT 5 reason 0x04, Disconnect with Will Message): it is
+        # published as after an abnormal close.
+        self._close_session(abnormal=self._will is not None)
         if self.transport is not None:
             self.transport.close()
 
@@ -306,13 +315,16 @@ class MqttConnection(asyncio.Protocol):
                 if publish.qos == 2 and publish.write:
                     self.session.qos2_pending.discard(publish.packet_id)  # type: ignore[arg-type]
             self._violation(ReasonCode.SERVER_BUSY, f"write failed: {error}")
+            if self._pending:
+                self._submit()  # what arrived later (a will, QoS 0 data) still gets its chance
             self.server.batch_done(self)
             return
         if not self.closed:
             self._acknowledge(batch, done.result())
         if self._pending:
             self._submit()
-        elif self._paused and not self.closed and self.transport is not None:
+        elif self._paused and not self.closed and self.transport is not None and not self.server.stopping:
+            # Not once the server is stopping: a publisher that keeps sending would keep shutdown waiting.
             self._paused = False
             self.transport.resume_reading()
         self.server.batch_done(self)
@@ -327,13 +339,22 @@ class MqttConnection(asyncio.Protocol):
             packet_id = publish.packet_id
             assert packet_id is not None
             if outcome.reason_code and level == 5:
-                properties = Properties(reason_string=outcome.reason)
+                properties = Properties(reason_string=outcome.reason if self._problem_information else None)
                 ack = PubAck if publish.qos == 1 else PubRec
                 acks.append(encode(ack(packet_id, outcome.reason_code, properties), 5))
+                if publish.qos == 2:
+                    # A failure PUBREC ends the exchange: no PUBREL follows and the client may reuse the
+                    # id at once [MQTT-4.3.3], so it must not mark the next message as a resend.
+                    self.session.qos2_pending.discard(packet_id)
             else:
                 acks.append((b"\x40\x02" if publish.qos == 1 else b"\x50\x02") + packet_id.to_bytes(2, "big"))
         if acks:
             self._write(b"".join(acks))
+
+    @property
+    def authenticating(self) -> bool:
+        """True while a received CONNECT waits for its password check (queued behind others on the auth thread)."""
+        return self._authenticating
 
     def has_work(self) -> bool:
         """True while publishes of this connection are queued or being written."""

@@ -45,6 +45,8 @@ class MqttServer:
         self._sweeper: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Set by :meth:`stop`: sockets stay paused from then on, even when their backlog drains.
+        self.stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -71,6 +73,7 @@ class MqttServer:
 
     async def stop(self) -> None:
         """Stop accepting, finish and acknowledge what was received, then close every connection."""
+        self.stopping = True
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
@@ -111,9 +114,9 @@ class MqttServer:
         if self._by_client.get(connection.client_id) is connection:
             del self._by_client[connection.client_id]
 
-    def authenticated_count(self) -> int:
-        """Connections that completed CONNECT."""
-        return len(self._by_client)
+    def has_room_for(self, client_id: str) -> bool:
+        """True below ``mqtt_max_connections``, or when ``client_id`` would replace its own connection."""
+        return len(self._by_client) < self.settings.mqtt_max_connections or client_id in self._by_client
 
     def authenticate(self, username: str | None, password: bytes | None) -> bool:
         """Check credentials (runs on the auth thread: scrypt is slow)."""
@@ -151,7 +154,9 @@ class MqttServer:
                 if connection.closed:
                     continue
                 if not connection.connected:
-                    if now - connection.opened_at > connect_timeout:
+                    # The time-out is for sending CONNECT: one that arrived in time is answered, however long
+                    # its password check waits behind others.
+                    if not connection.authenticating and now - connection.opened_at > connect_timeout:
                         connection.close_for(ReasonCode.MAXIMUM_CONNECT_TIME, "no CONNECT in time")
                     continue
                 silent = now - connection.last_activity

@@ -1,0 +1,1 @@
+"""MQTT service tests against real ``iotdb serve`` subprocesses."""
