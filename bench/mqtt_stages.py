@@ -1,0 +1,107 @@
+"""CPU cost of each stage of the server's MQTT ingest path, in-process on one thread (no sockets, no fsync).
+
+Complements ``bench/mqtt_bench.py``: the payloads are the load generator's, the stages are the server's
+(codec parse, formatter through the pluggy hook and directly, ``Ingest.rows``, the whole
+``Ingestor.ingest`` with ``wal_mode=DISABLE``) and, for the batch shape, what a columnar path would cost
+(``ujson`` -> numpy -> ``Engine.insert_tablet``). Best of ``--rounds``; run from the project root::
+
+    python -m bench.mqtt_stages [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import ujson
+
+from bench.mqtt_loadgen import SHAPES
+from iotdb_core.bootstrap import configure, open_engine
+from iotdb_core.deadletter import DeadLetterLog
+from iotdb_core.formatter import FormatContext
+from iotdb_core.metrics import ServiceCounters
+from iotdb_mqtt.codec import PacketReader
+from iotdb_mqtt.ingest import InboundPublish, Ingestor
+
+#: (messages per round, messages per ingest batch) of each shape.
+SIZES = {"single": (20_000, 100), "batch": (200, 10)}
+
+
+def best(rounds: int, run: Callable[[int], None]) -> float:
+    """Fastest of ``rounds`` calls of ``run(round)``, in seconds."""
+    times = []
+    for index in range(rounds):
+        started = time.perf_counter()
+        run(index)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def measure(shape_name: str, rounds: int, workdir: Path) -> dict[str, float]:
+    count, batch = SIZES[shape_name]
+    runtime = configure(None, overrides={"data_dir": str(workdir / shape_name), "wal_mode": "DISABLE"})
+    engine = open_engine(runtime)
+    try:
+        ingestor = Ingestor(runtime.plugins, engine, DeadLetterLog(workdir / shape_name, 1 << 20), ServiceCounters())
+        context = FormatContext(client_id="stages")
+        shape_cls = SHAPES[shape_name]
+        # Round r writes device d<r> (and d<100+r> for the tablet path), so every write is new data.
+        streams = [b"".join(shape_cls(r).packet(i % 65_535 + 1, i) for i in range(count)) for r in range(rounds)]
+        publishes = [[InboundPublish(p.topic, p.payload, 1, p.packet_id)
+                      for p in PacketReader(protocol_level=4).feed(stream)] for stream in streams]
+        hook = runtime.plugins.hook.iotdb_format_payload
+        direct = runtime.formatter.format
+        rows = [[row for p in pubs for row in direct(p.topic, p.payload, context)] for pubs in publishes]
+        out = {
+            "parse": best(rounds, lambda r: PacketReader(protocol_level=4).feed(streams[r])),
+            "format via hook": best(rounds, lambda r: [hook(topic=p.topic, payload=p.payload, context=context)
+                                                       for p in publishes[r]]),
+            "format direct": best(rounds, lambda r: [direct(p.topic, p.payload, context) for p in publishes[r]]),
+            "Ingest.rows": best(rounds, lambda r: engine._ingest.rows(rows[r])),
+            "Ingestor.ingest": best(rounds, lambda r: [ingestor.ingest(context, publishes[r][i:i + batch])
+                                                       for i in range(0, count, batch)]),
+        }
+        if shape_name == "batch":
+            def tablet(r: int) -> None:
+                for p in publishes[r]:
+                    doc = ujson.loads(p.payload)
+                    values = np.array(doc["values"], dtype=np.float64)
+                    engine.insert_tablet(doc["device"].replace(".d", ".t", 1), np.array(doc["timestamps"], np.int64),
+                                         doc["measurements"], list(values.T))
+            out["json->numpy->insert_tablet"] = best(rounds, tablet)
+            out["(before_write hooks registered)"] = len(runtime.plugins.hook.iotdb_before_write.get_hookimpls())
+        return {k: (v if k.startswith("(") else v / count * 1e6) for k, v in out.items()}
+    finally:
+        engine.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="mqtt-stages-"))
+    try:
+        for shape_name in SHAPES:
+            points = SHAPES[shape_name].points_per_message
+            print(f"{shape_name} payload ({points} points/message), microseconds per message (best of {args.rounds}):")
+            for stage, value in measure(shape_name, args.rounds, workdir).items():
+                if stage.startswith("("):
+                    print(f"  {stage}: {value}")
+                else:
+                    print(f"  {stage:28s} {value:9.2f} us  = {1e6 / value:12,.0f} msgs/s "
+                          f"{points * 1e6 / value:14,.0f} points/s")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
