@@ -108,10 +108,12 @@ class MqttConnection(asyncio.Protocol):
         try:
             packets = self.reader.feed(data)
         except MQTTProtocolError as exc:
+            self._count_publishes(exc.packets)
             self._handle(exc.packets)
             self._protocol_error(exc)
             return
         if packets:
+            self._count_publishes(packets)
             self._handle(packets)
 
     def eof_received(self) -> bool:
@@ -157,6 +159,11 @@ class MqttConnection(asyncio.Protocol):
                 self._violation(ReasonCode.PROTOCOL_ERROR, f"a client must not send {kind.__name__}")
         if self._pending and not self._writing:
             self._submit()
+
+    def _count_publishes(self, packets: list[Packet]) -> None:
+        received = sum(1 for packet in packets if type(packet) is Publish)
+        if received:
+            self.server.counters.add("mqtt_publishes_received", received)
 
     def _on_connect(self, connect: Connect) -> None:
         self.level = connect.protocol_level
@@ -252,7 +259,6 @@ class MqttConnection(asyncio.Protocol):
                 pending.add(publish.packet_id)  # type: ignore[arg-type]
         if qos:
             self._unacked += 1
-        self.server.counters.add("mqtt_publishes_received")
         self._pending.append(InboundPublish(topic, publish.payload, qos, publish.packet_id, write))
         self._pending_bytes += len(publish.payload)
         if not self._paused and (len(self._pending) > BACKLOG_MESSAGES or self._pending_bytes > BACKLOG_BYTES):

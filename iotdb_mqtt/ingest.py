@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pluggy
@@ -18,6 +18,7 @@ import pluggy
 from iotdb_core.deadletter import DeadLetter, DeadLetterLog
 from iotdb_core.errors import FormatError
 from iotdb_core.formatter import FormatContext, Row
+from iotdb_core.formatter_loader import FormatterHook
 from iotdb_core.metrics import ServiceCounters
 from iotdb_core.storage.results import WriteFailure
 
@@ -76,7 +77,7 @@ class Ingestor:
 
     def __init__(self, plugins: pluggy.PluginManager, engine: object, dead_letters: DeadLetterLog,
                  counters: ServiceCounters) -> None:
-        self._format = plugins.hook.iotdb_format_payload
+        self._format = _formatting_call(plugins)
         self._engine = engine
         self._dead_letters = dead_letters
         self._counters = counters
@@ -97,7 +98,7 @@ class Ingestor:
             if not publish.write:
                 continue
             try:
-                produced = self._format(topic=publish.topic, payload=publish.payload, context=context)
+                produced = self._format(publish.topic, publish.payload, context)
             except FormatError as exc:
                 outcomes[index] = self._reject(letters, context, publish, str(exc))
                 continue
@@ -152,6 +153,25 @@ class Ingestor:
                 self._reject(letters, context, orphan, reason)
                 continue
             outcomes[owner] = self._reject(letters, context, publishes[owner], reason)
+
+
+def _formatting_call(plugins: pluggy.PluginManager) -> Callable[[str, bytes, FormatContext], list[Row] | None]:
+    """The callable that formats one payload.
+
+    When the configured formatter is the hook's only implementation, its ``format`` is called
+    directly: the result is the same and the hook dispatch would cost about a fifth of the
+    per-message ingest time. Any other implementation (a wrapper, a second formatter) keeps the
+    full hook call.
+    """
+    hook = plugins.hook.iotdb_format_payload
+    implementations = hook.get_hookimpls()
+    if len(implementations) == 1 and isinstance(implementations[0].plugin, FormatterHook):
+        return implementations[0].plugin.formatter.format
+
+    def through_hook(topic: str, payload: bytes, context: FormatContext) -> list[Row] | None:
+        return hook(topic=topic, payload=payload, context=context)  # type: ignore[no-any-return]
+
+    return through_hook
 
 
 def _shorten(reason: str) -> str:
