@@ -168,7 +168,7 @@ class SeriesData:
     values: Values
 
     @classmethod
-    def of(  # noqa: PLR0917
+    def of(
         cls,
         device: str,
         measurement: str,

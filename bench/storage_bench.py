@@ -1,0 +1,291 @@
+"""Storage engine benchmark: ingest, query, size on disk and memory, with flushes and compactions running.
+
+Workloads (each runs in a fresh child process, so peak RSS is its own):
+
+  a  insert_tablet: batches of 1,000 rows x 10 DOUBLE measurements (random walks, 2 decimals) until
+     --tablet-points points, wal_mode as given (SYNC by default); reports the rate until the last call
+     returned and including the final flush on close, plus (d) bytes/point of the TsFiles left and
+     (e) the peak RSS of the process.
+  b  insert_record of 2 DOUBLE measurements from --threads threads for --record-seconds, per WAL mode in
+     --record-modes (SYNC first; the others show what the fsync costs).
+  c  full-range query of one series of --query-points points, all in TsFiles (written, closed, reopened).
+
+Usage: python bench/storage_bench.py [--quick] [--workloads abc] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from iotdb_core import hookimpl  # noqa: E402
+from iotdb_core.config import default_settings  # noqa: E402
+from iotdb_core.hookspecs import FlushInfo  # noqa: E402
+from iotdb_core.plugin_manager import create_plugin_manager  # noqa: E402
+from iotdb_core.storage import Engine  # noqa: E402
+
+MIB = 1024 * 1024
+ROWS_PER_TABLET = 1000
+MEASUREMENTS = [f"s{i}" for i in range(10)]
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def tsfile_bytes(data_dir: Path) -> int:
+    return sum(path.stat().st_size for path in (data_dir / "sequence").glob("*.tsfile"))
+
+
+class FlushCounter:
+    def __init__(self) -> None:
+        self.flushes = 0
+
+    @hookimpl
+    def iotdb_after_flush(self, info: FlushInfo) -> None:
+        self.flushes += 1
+
+
+def random_walk_pool(rng: np.random.Generator, batches: int) -> np.ndarray:
+    """Random-walk increments with 2 decimals, shaped (batches, measurements, rows), each walk from 0."""
+    steps = np.round(rng.normal(0.0, 0.5, size=(batches, len(MEASUREMENTS), ROWS_PER_TABLET)), 2)
+    return np.round(np.cumsum(steps, axis=2), 2)
+
+
+def tablet_ingest(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    settings = default_settings().replace(
+        wal_mode=args.wal_mode, memtable_memory_budget_in_byte=args.budget_mib * MIB
+    )
+    counter = FlushCounter()
+    rng = np.random.default_rng(7)
+    pool = random_walk_pool(rng, 64)
+    carry = np.full(len(MEASUREMENTS), 100.0)
+    baseline = rss_mib()
+    engine = Engine.open(data_dir, settings, create_plugin_manager(load_entry_points=False, plugins=[counter]))
+    for name in MEASUREMENTS:
+        engine.create_timeseries(f"root.bench.d1.{name}", "DOUBLE", args.encoding, args.compressor)
+    batches = args.tablet_points // (ROWS_PER_TABLET * len(MEASUREMENTS))
+    start = time.perf_counter()
+    for batch in range(batches):
+        block = np.round(pool[batch % len(pool)] + carry[:, None], 2)
+        carry = block[:, -1]
+        stamps = np.arange(batch * ROWS_PER_TABLET, (batch + 1) * ROWS_PER_TABLET, dtype=np.int64) * 1000
+        result = engine.insert_tablet("root.bench.d1", stamps, MEASUREMENTS, list(block))
+        assert result.ok, result.failures[:3]
+    ingested = time.perf_counter() - start
+    levels = engine.file_levels()
+    engine.close()
+    closed = time.perf_counter() - start
+    points = batches * ROWS_PER_TABLET * len(MEASUREMENTS)
+    return {
+        "points": points,
+        "ingest_s": ingested,
+        "ingest_points_per_s": points / ingested,
+        "with_close_points_per_s": points / closed,
+        "flushes": counter.flushes,
+        "files_before_close": len(levels),
+        "levels_before_close": sorted({level for _, level in levels}),
+        "tsfile_bytes": tsfile_bytes(data_dir),
+        "bytes_per_point": tsfile_bytes(data_dir) / points,
+        "baseline_rss_mib": baseline,
+        "peak_rss_mib": peak_rss_mib(),
+        "budget_mib": args.budget_mib,
+        "encoding": f"{args.encoding}+{args.compressor}",
+        "wal_mode": args.wal_mode,
+    }
+
+
+def record_ingest(args: argparse.Namespace, data_dir: Path, mode: str) -> dict[str, Any]:
+    settings = default_settings().replace(wal_mode=mode)
+    engine = Engine.open(data_dir / mode, settings)
+    counts = [0] * args.threads
+    stop = threading.Event()
+
+    def writer(index: int) -> None:
+        device = f"root.bench.r{index}"
+        value = 0.0
+        i = 0
+        while not stop.is_set():
+            value += 0.25
+            engine.insert_record(device, i, ["s1", "s2"], [value, -value])
+            i += 1
+        counts[index] = i
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(args.threads)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(args.record_seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    stats = engine._wal.stats()
+    engine.close()
+    calls = sum(counts)
+    return {
+        "wal_mode": mode,
+        "threads": args.threads,
+        "calls": calls,
+        "points_per_s": 2 * calls / elapsed,
+        "calls_per_s": calls / elapsed,
+        "records_per_fsync": stats.records / stats.fsyncs if stats.fsyncs else None,
+    }
+
+
+def query(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    settings = default_settings().replace(wal_mode="DISABLE")
+    rng = np.random.default_rng(11)
+    with Engine.open(data_dir, settings) as engine:
+        engine.create_timeseries("root.bench.q.s", "DOUBLE", args.encoding, args.compressor)
+        chunk = 100_000
+        value = 100.0
+        for start in range(0, args.query_points, chunk):
+            walk = np.round(value + np.cumsum(np.round(rng.normal(0, 0.5, chunk), 2)), 2)
+            value = float(walk[-1])
+            engine.insert_tablet("root.bench.q", np.arange(start, start + chunk, dtype=np.int64), ["s"], [walk])
+    with Engine.open(data_dir, settings) as engine:
+        files = engine.file_levels()
+        times = []
+        for _ in range(3):
+            began = time.perf_counter()
+            result = engine.query("root.bench.q.s")
+            times.append(time.perf_counter() - began)
+            assert len(result) == args.query_points
+        middle = engine.query("root.bench.q.s", args.query_points // 2, args.query_points // 2 + 9_999)
+        assert len(middle) == 10_000
+    return {
+        "points": args.query_points,
+        "files": len(files),
+        "first_s": times[0],
+        "best_s": min(times),
+        "points_per_s": args.query_points / min(times),
+        "first_points_per_s": args.query_points / times[0],
+    }
+
+
+def run_child(args: argparse.Namespace) -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="storage-bench-", dir=args.dir))
+    try:
+        if args.child == "a":
+            out: Any = tablet_ingest(args, data_dir)
+        elif args.child == "b":
+            out = [record_ingest(args, data_dir, mode) for mode in args.record_modes.split(",")]
+        else:
+            out = query(args, data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(json.dumps(out))
+
+
+def child(args: argparse.Namespace, workload: str) -> Any:
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", workload, *args.passthrough]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"workload {workload} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def fmt(number: float) -> str:
+    return f"{number:,.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workloads", default="abc", help="any of a, b, c (d and e come with a)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--tablet-points", type=int, default=20_000_000)
+    parser.add_argument("--record-seconds", type=float, default=10.0)
+    parser.add_argument("--record-modes", default="SYNC,ASYNC")
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--query-points", type=int, default=10_000_000)
+    parser.add_argument("--wal-mode", default="SYNC")
+    parser.add_argument("--budget-mib", type=int, default=512, help="memtable_memory_budget_in_byte in MiB")
+    parser.add_argument("--encoding", default="PLAIN")
+    parser.add_argument("--compressor", default="ZSTD")
+    parser.add_argument("--dir", default=None, help="where the temporary data directories go")
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.quick:
+        args.tablet_points, args.record_seconds, args.query_points = 2_000_000, 2.0, 1_000_000
+    if args.child:
+        run_child(args)
+        return
+    args.passthrough = [
+        f"--tablet-points={args.tablet_points}", f"--record-seconds={args.record_seconds}",
+        f"--record-modes={args.record_modes}", f"--threads={args.threads}", f"--query-points={args.query_points}",
+        f"--wal-mode={args.wal_mode}", f"--budget-mib={args.budget_mib}", f"--encoding={args.encoding}",
+        f"--compressor={args.compressor}", *([f"--dir={args.dir}"] if args.dir else []),
+    ]
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    rows: list[tuple[str, str, str]] = []
+    if "a" in args.workloads:
+        a = results["a"] = child(args, "a")
+        rows.append((
+            f"(a) insert_tablet 1000x10 DOUBLE, {a['wal_mode']}, {fmt(a['points'])} points",
+            f"{fmt(a['ingest_points_per_s'])} points/s ({fmt(a['with_close_points_per_s'])} incl. final flush; "
+            f"{a['flushes']} flushes, levels {a['levels_before_close']})",
+            ">= 1,000,000 points/s",
+        ))
+        rows.append((
+            f"(d) bytes/point on disk, random walk 2 decimals, {a['encoding']}",
+            f"{a['bytes_per_point']:.2f}",
+            "<= 3",
+        ))
+        rows.append((
+            f"(e) peak RSS ingesting {fmt(a['points'])} points (budget {a['budget_mib']} MiB)",
+            f"{a['peak_rss_mib']:.0f} MiB (process baseline {a['baseline_rss_mib']:.0f} MiB)",
+            f"< {a['budget_mib'] + 150} MiB",
+        ))
+    if "b" in args.workloads:
+        results["b"] = child(args, "b")
+        for b in results["b"]:
+            per_fsync = "" if b["records_per_fsync"] is None else f", {b['records_per_fsync']:.1f} records/fsync"
+            rows.append((
+                f"(b) insert_record 2 DOUBLE, {b['threads']} threads, {b['wal_mode']}",
+                f"{fmt(b['points_per_s'])} points/s ({fmt(b['calls_per_s'])} calls/s{per_fsync})",
+                ">= 150,000 points/s",
+            ))
+    if "c" in args.workloads:
+        c = results["c"] = child(args, "c")
+        rows.append((
+            f"(c) full-range query, {fmt(c['points'])} points in {c['files']} TsFiles",
+            f"{fmt(c['points_per_s'])} points/s (best of 3; first {fmt(c['first_points_per_s'])})",
+            ">= 2,000,000 points/s",
+        ))
+    width = max(len(row[0]) for row in rows)
+    value_width = max(len(row[1]) for row in rows)
+    print(f"{'workload':<{width}}  {'measured':<{value_width}}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:<{value_width}}  {target}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,744 @@
+"""The storage engine: writes through the WAL into memtables, flushes to TsFiles, compacts, reads.
+
+Write path: validate (:mod:`~iotdb_core.storage.ingest`), wait for memory if the memtables are over
+budget, pass the gate, append one WAL record and wait until it is durable per ``wal_mode``, apply it
+to the mutable memtable and the last-point cache, leave the gate. A background flush thread seals the
+mutable memtable (at ``memtable_size_threshold``, after ``memtable_flush_interval_in_ms``, on
+:meth:`Engine.flush` and on close), writes it to one TsFile, records the file and the WAL replay point
+in the manifest, and releases the WAL segments the file covers. A background compaction thread merges
+full levels. Reads take a reference-counted :class:`~iotdb_core.storage.version.Version` and merge its
+files and memtables newest-wins.
+
+Recovery on open: take the directory lock, load the schema log and the manifest, delete files of
+``sequence/`` the manifest does not list, replay the WAL records numbered from the manifest's replay
+point into memtables, rebuild the last-point cache, start the background threads.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pluggy
+
+from iotdb_core.config import Settings, default_settings
+from iotdb_core.datatypes import INT64_MAX, INT64_MIN, Compressor, TSDataType, TSEncoding
+from iotdb_core.formatter import Row
+from iotdb_core.hookspecs import FlushInfo
+from iotdb_core.paths import split_path
+from iotdb_core.plugin_manager import create_plugin_manager
+from iotdb_core.storage import codec
+from iotdb_core.storage.codec import SeriesChunk
+from iotdb_core.storage.columns import NUMPY_DTYPE, Conversion, to_array
+from iotdb_core.storage.compaction import compact, pick
+from iotdb_core.storage.errors import (
+    CorruptionError,
+    DataDirLockedError,
+    EngineClosedError,
+    StorageError,
+    WriteRejectedError,
+)
+from iotdb_core.storage.flush import flush_memtable
+from iotdb_core.storage.gate import Gate
+from iotdb_core.storage.ingest import Ingest, PreparedRows, PreparedTablet, check_series_encoding
+from iotdb_core.storage.manifest import MANIFEST, SEQUENCE_DIR, read_manifest, write_manifest
+from iotdb_core.storage.memtable import LastCache, MemTable, SeriesKey
+from iotdb_core.storage.merge import merge_runs
+from iotdb_core.storage.results import SeriesResult, WriteFailure, WriteResult
+from iotdb_core.storage.schema import (
+    SchemaRegistry,
+    SeriesSchema,
+    canonical_device,
+    make_schema,
+    split_series_path,
+)
+from iotdb_core.storage.version import TableFile, VersionSet
+from iotdb_core.storage.wal import WalCorruptionError, WalMode, WriteAheadLog
+
+__all__ = ["Engine", "SeriesResult", "WriteFailure", "WriteResult"]
+
+log = logging.getLogger("iotdb.storage")
+
+LOCK_FILE = "LOCK"
+WAL_DIR = "wal"
+_RETRY_DELAY = 1.0
+
+
+class Engine:
+    """An open data directory. Thread-safe; use :meth:`open`, and close it (or use ``with``)."""
+
+    # ------------------------------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str | os.PathLike[str],
+        settings: Settings | None = None,
+        plugins: pluggy.PluginManager | None = None,
+    ) -> Engine:
+        """Open (creating if needed) and recover ``data_dir``.
+
+        Raises DataDirLockedError when another process or engine has it open.
+        """
+        return cls(Path(data_dir), settings or default_settings(), plugins or create_plugin_manager(
+            load_entry_points=False
+        ))
+
+    def __init__(self, data_dir: Path, settings: Settings, plugins: pluggy.PluginManager) -> None:
+        self.data_dir = data_dir
+        self.settings = settings
+        self._plugins = plugins
+        self._hook = plugins.hook
+        self._closed = False
+        self._close_lock = threading.Lock()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = _lock_data_dir(data_dir)
+        try:
+            self._recover()
+        except BaseException:
+            self._abandon_open()
+            raise
+        self._flush_thread = threading.Thread(target=self._flush_loop, name="iotdb-flush", daemon=True)
+        self._compaction_thread = threading.Thread(
+            target=self._compaction_loop, name="iotdb-compaction", daemon=True
+        )
+        self._flush_thread.start()
+        self._compaction_thread.start()
+        self._hook.iotdb_startup(engine=self, settings=settings)
+
+    def _recover(self) -> None:
+        settings = self.settings
+        self._sequence_dir = self.data_dir / SEQUENCE_DIR
+        self._sequence_dir.mkdir(exist_ok=True)
+        self.registry = SchemaRegistry(self.data_dir, settings.default_database_level)
+        self._conversion = Conversion.from_settings(settings)
+        self._ingest = Ingest(
+            self.registry, self._conversion, settings.enable_auto_create_schema, settings.enable_partial_insert
+        )
+        self._threshold = int(settings.memtable_size_threshold)
+        self._budget = int(settings.memtable_memory_budget_in_byte)
+        self._stall_timeout = settings.write_stall_timeout_in_ms / 1000.0
+        self._flush_interval = settings.memtable_flush_interval_in_ms / 1000.0
+        self._files_per_level = int(settings.compaction_files_per_level)
+
+        self._manifest = read_manifest(self.data_dir)
+        (self.data_dir / (MANIFEST + ".tmp")).unlink(missing_ok=True)
+        live = {entry.name: entry for entry in self._manifest.files}
+        for path in self._sequence_dir.iterdir():
+            if path.name not in live and path.is_file():
+                log.info("removing %s: not in the manifest (left by an interrupted flush or compaction)", path)
+                path.unlink()
+        tables: list[TableFile] = []
+        for name, entry in live.items():
+            path = self._sequence_dir / name
+            if not path.is_file():
+                raise CorruptionError(f"manifest {self.data_dir / MANIFEST} lists {path}, which is missing")
+            tables.append(TableFile(path, entry))
+        self._next_version = self._manifest.next_version
+        self._last = _last_points_of(tables)
+
+        self._gate = Gate()
+        self._memory = threading.Condition(threading.Lock())
+        self._reserved = 0
+        self._flush_lock = threading.Lock()
+        self._manifest_lock = threading.Lock()
+        self._compaction_lock = threading.Lock()
+        self._wake_flush = threading.Condition(threading.Lock())
+        self._freeze_requested = False
+        self._wake_compaction = threading.Event()
+        self._stopping = False
+        self._background_error: BaseException | None = None
+
+        self._versions = VersionSet(tables, self._new_memtable())
+        self._wal_mode = WalMode(settings.wal_mode)
+        wal_dir = self.data_dir / WAL_DIR
+        self._replay(wal_dir)
+        self._wal = WriteAheadLog(
+            wal_dir,
+            self._wal_mode,
+            segment_size=int(settings.wal_file_size_threshold_in_byte),
+            sync_delay_ms=float(settings.wal_sync_mode_fsync_delay_in_ms),
+            async_delay_ms=float(settings.wal_async_mode_fsync_delay_in_ms),
+        )
+
+    def _abandon_open(self) -> None:
+        """Release what a failed open acquired."""
+        for name in ("_wal", "_versions", "registry"):
+            part = self.__dict__.get(name)
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:
+                    log.exception("closing %s after a failed open of %s", name, self.data_dir)
+        os.close(self._lock_fd)
+
+    def _new_memtable(self) -> MemTable:
+        memtable = MemTable(self._next_version)
+        self._next_version += 1
+        return memtable
+
+    def _replay(self, wal_dir: Path) -> None:
+        """Apply WAL records not yet in a TsFile, sealing memtables that reach the size threshold."""
+        start = self._manifest.wal_replay_from
+        records = 0
+        try:
+            for seq, payload in WriteAheadLog.replay(wal_dir, skip_corrupt=self.settings.wal_skip_corrupt_records):
+                if seq < start:
+                    continue
+                mutable = self._versions.current.mutable
+                if mutable.size >= self._threshold:
+                    mutable.freeze(seq)
+                    self._versions.install(add_memtable=self._new_memtable())
+                    mutable = self._versions.current.mutable
+                chunks = list(codec.decode(payload))
+                for chunk in chunks:
+                    self._ensure_series(chunk)
+                with mutable.lock:
+                    self._apply_chunks(mutable, chunks)
+                records += 1
+        except WalCorruptionError as exc:
+            raise CorruptionError(str(exc)) from exc
+        if records:
+            log.info("replayed %d WAL records from %s", records, wal_dir)
+
+    def _ensure_series(self, chunk: SeriesChunk) -> None:
+        if self.registry.get(chunk.device, chunk.measurement) is None:
+            schema = make_schema(chunk.device, chunk.measurement, chunk.data_type)
+            self.registry.create_series([schema], auto_database=True, exist_ok=True)
+
+    # ------------------------------------------------------------------------------------ context manager
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineClosedError(f"storage engine on {self.data_dir} is closed")
+
+    # --------------------------------------------------------------------------------------------- schema
+
+    def create_database(self, path: str) -> str:
+        """Create a database (``root.<name>...``); returns its canonical path. SchemaError if it exists."""
+        self._check_open()
+        return self.registry.create_database(path)
+
+    def list_databases(self) -> list[str]:
+        """Every database, sorted."""
+        return self.registry.databases()
+
+    def create_timeseries(
+        self,
+        path: str,
+        data_type: TSDataType | str,
+        encoding: TSEncoding | str | None = None,
+        compressor: Compressor | str | None = None,
+    ) -> SeriesSchema:
+        """Create a series explicitly; its database is auto-created unless auto-create is off.
+
+        Raises SchemaError when it exists, its encoding cannot hold its type, or it has no database.
+        """
+        self._check_open()
+        device, measurement = split_series_path(path)
+        if isinstance(data_type, str):
+            data_type = TSDataType.parse(data_type)
+        if isinstance(encoding, str):
+            encoding = TSEncoding(encoding.strip().upper())
+        if isinstance(compressor, str):
+            compressor = Compressor(compressor.strip().upper())
+        schema = make_schema(device, measurement, data_type, encoding, compressor)
+        check_series_encoding(schema)
+        _, nodes = canonical_device(device)
+        self.registry.planned_database(nodes)
+        self.registry.create_series(
+            [schema], auto_database=self.settings.enable_auto_create_schema, exist_ok=False
+        )
+        return schema
+
+    def list_series(self, pattern: str | None = None) -> list[SeriesSchema]:
+        """Series whose path matches ``pattern`` (``*`` one level, ``**`` one or more), sorted by path."""
+        series = sorted(self.registry.all_series(), key=lambda s: (s.device, s.measurement))
+        if pattern is None:
+            return series
+        wanted = tuple(_canonical_pattern_node(node) for node in split_path(pattern, allow_wildcards=True))
+        return [s for s in series if _matches(wanted, split_path(s.path))]
+
+    def list_devices(self) -> list[str]:
+        """Every device with at least one series, sorted."""
+        return self.registry.devices()
+
+    # --------------------------------------------------------------------------------------------- writes
+
+    def insert_record(
+        self,
+        device: str,
+        timestamp: int,
+        measurements: Sequence[str],
+        values: Sequence[Any],
+        types: Sequence[TSDataType | None] | None = None,
+    ) -> WriteResult:
+        """Write one device's values at one timestamp (None values are skipped)."""
+        row = Row(device, timestamp, tuple(measurements), tuple(values), None if types is None else tuple(types))
+        return self.write_rows([row])
+
+    def insert_records(
+        self,
+        devices: Sequence[str],
+        timestamps: Sequence[int],
+        measurements_list: Sequence[Sequence[str]],
+        values_list: Sequence[Sequence[Any]],
+        types_list: Sequence[Sequence[TSDataType | None] | None] | None = None,
+    ) -> WriteResult:
+        """Write several rows with one WAL record and one durability wait."""
+        count = len(devices)
+        if not (len(timestamps) == len(measurements_list) == len(values_list) == count) or (
+            types_list is not None and len(types_list) != count
+        ):
+            raise ValueError("insert_records: devices, timestamps, measurements, values (and types) differ in length")
+        rows = [
+            Row(
+                devices[i],
+                timestamps[i],
+                tuple(measurements_list[i]),
+                tuple(values_list[i]),
+                None if types_list is None or types_list[i] is None else tuple(types_list[i]),  # type: ignore[arg-type]
+            )
+            for i in range(count)
+        ]
+        return self.write_rows(rows)
+
+    def write_rows(self, rows: Sequence[Row]) -> WriteResult:
+        """Write rows of any devices with one WAL record and one durability wait (the MQTT ingest path)."""
+        self._check_open()
+        rows = list(rows)
+        if self._hook.iotdb_before_write.get_hookimpls():
+            self._hook.iotdb_before_write(rows=rows, settings=self.settings)
+        prepared = self._ingest.rows(rows)
+        result = WriteResult(prepared.points, prepared.failures)
+        if prepared.points:
+            self._commit(prepared)
+        if self._hook.iotdb_after_write.get_hookimpls():
+            self._hook.iotdb_after_write(rows=rows, result=result)
+        return result
+
+    def insert_tablet(
+        self,
+        device: str,
+        timestamps: Sequence[int] | np.ndarray,
+        measurements: Sequence[str],
+        columns: Sequence[Sequence[Any] | np.ndarray],
+        types: Sequence[TSDataType | None] | None = None,
+    ) -> WriteResult:
+        """Write one device's rows given column by column (None entries are skipped).
+
+        Numpy columns of a matching dtype are validated and logged without per-point Python work.
+        """
+        self._check_open()
+        if self._hook.iotdb_before_write.get_hookimpls():
+            return self.write_rows(_tablet_rows(device, timestamps, measurements, columns, types))
+        prepared = self._ingest.tablet(device, timestamps, measurements, columns, types)
+        result = WriteResult(prepared.points, prepared.failures)
+        if prepared.points:
+            self._commit(prepared)
+        if self._hook.iotdb_after_write.get_hookimpls():
+            self._hook.iotdb_after_write(
+                rows=_tablet_rows(device, timestamps, measurements, columns, types), result=result
+            )
+        return result
+
+    def _commit(self, prepared: PreparedRows | PreparedTablet) -> None:
+        """Log and apply validated points: memory reservation, gate, WAL, memtable."""
+        if isinstance(prepared, PreparedRows):
+            encode: Callable[[], bytes] = lambda: codec.encode_series(prepared.chunks)  # noqa: E731
+            apply: Callable[[MemTable], None] = lambda mem: self._apply_chunks(mem, prepared.chunks)  # noqa: E731
+        else:
+            encode = lambda: codec.encode_tablet(prepared.device, prepared.timestamps, prepared.columns)  # noqa: E731
+            apply = lambda mem: self._apply_tablet(mem, prepared)  # noqa: E731
+        payload = encode() if self._wal_mode is not WalMode.DISABLE else b""
+        reserved = self._reserve(prepared.nbytes)
+        try:
+            self._gate.enter()
+            try:
+                self._check_open()
+                self._wal.append(payload)
+                mutable = self._versions.current.mutable
+                with mutable.lock:
+                    apply(mutable)
+            finally:
+                self._gate.leave()
+        finally:
+            if reserved:
+                with self._memory:
+                    self._reserved -= reserved
+        if mutable.size >= self._threshold:
+            self._request_freeze()
+
+    def _apply_chunks(self, mem: MemTable, chunks: Iterable[SeriesChunk]) -> None:
+        """Insert series chunks into ``mem`` and the last cache (caller holds ``mem.lock``)."""
+        last = self._last
+        for chunk in chunks:
+            key = (chunk.device, chunk.measurement)
+            timestamps, values = chunk.timestamps, chunk.values
+            if len(timestamps) == 1:
+                value = values[0]
+                mem.append(key, chunk.data_type, timestamps[0], value)
+                last.offer(key, int(timestamps[0]), value.item() if isinstance(value, np.generic) else value)
+                continue
+            if not isinstance(timestamps, np.ndarray):
+                timestamps = np.array(timestamps, dtype=np.int64)
+            if not isinstance(values, np.ndarray):
+                values = to_array(values, chunk.data_type)
+            mem.extend(key, chunk.data_type, timestamps, values)
+            last.offer_many(key, timestamps, values)
+
+    def _apply_tablet(self, mem: MemTable, tablet: PreparedTablet) -> None:
+        last = self._last
+        for column in tablet.columns:
+            key = (tablet.device, column.measurement)
+            timestamps = tablet.timestamps if column.mask is None else tablet.timestamps[column.mask]
+            values = column.values
+            assert isinstance(values, np.ndarray)
+            mem.extend(key, column.data_type, timestamps, values)
+            last.offer_many(key, timestamps, values)
+
+    # ------------------------------------------------------------------------------------------- memory
+
+    def _memory_used(self) -> int:
+        return sum(mem.size for mem in self._versions.current.memtables) + self._reserved
+
+    def _reserve(self, nbytes: int) -> int:
+        """Wait until the memtables have room for ``nbytes`` more, or reject the write; return the bytes reserved.
+
+        A small write far below the budget reserves nothing and takes no lock: concurrent writers can then
+        overshoot by at most a few small writes while staying under half the budget.
+        """
+        if nbytes <= self._budget >> 6 and self._memory_used() + nbytes <= self._budget >> 1:
+            return 0
+        with self._memory:
+            used = self._memory_used()
+            if used + nbytes <= self._budget or used == 0:
+                self._reserved += nbytes
+                return nbytes
+            deadline = time.monotonic() + self._stall_timeout
+            while True:
+                if len(self._versions.current.memtables) == 1 and not self._versions.current.mutable.empty:
+                    self._request_freeze()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    failing = self._background_error
+                    raise WriteRejectedError(
+                        f"write rejected: memory budget exceeded (memtable_memory_budget_in_byte={self._budget}): "
+                        f"memtables hold {used} bytes and this write needs about {nbytes} more; waited "
+                        f"{self._stall_timeout * 1000:.0f} ms (write_stall_timeout_in_ms) for flushes to free memory"
+                        + ("" if failing is None else f"; flushes are failing: {failing}")
+                    )
+                self._memory.wait(min(remaining, 0.05))
+                self._check_open()
+                used = self._memory_used()
+                if used + nbytes <= self._budget or used == 0:
+                    self._reserved += nbytes
+                    return nbytes
+
+    def _memory_freed(self) -> None:
+        with self._memory:
+            self._memory.notify_all()
+
+    # --------------------------------------------------------------------------------------------- reads
+
+    def query(self, path: str, start: int | None = None, end: int | None = None) -> SeriesResult:
+        """Points of one series with ``start <= time <= end`` (both inclusive; None = unbounded), in time order.
+
+        A series that does not exist yields an empty result with ``data_type`` None.
+        """
+        self._check_open()
+        device, measurement = split_series_path(path)
+        schema = self.registry.get(device, measurement)
+        if schema is None:
+            return SeriesResult(np.empty(0, np.int64), np.empty(0, np.float64), None)
+        low = INT64_MIN if start is None else int(start)
+        high = INT64_MAX if end is None else int(end)
+        key = (device, measurement)
+        runs = []
+        if low <= high:
+            version = self._versions.acquire()
+            try:
+                for table in version.files:
+                    run = table.read(key, schema.data_type, low, high)
+                    if run is not None:
+                        runs.append(run)
+                for mem in version.memtables:
+                    run = mem.read(key, low, high)
+                    if run is not None:
+                        runs.append(run)
+            finally:
+                self._versions.release(version)
+        merged = merge_runs(runs)
+        if merged is None:
+            return SeriesResult(np.empty(0, np.int64), np.empty(0, NUMPY_DTYPE[schema.data_type]), schema.data_type)
+        return SeriesResult(merged[0], merged[1], schema.data_type)
+
+    def last(self, path: str) -> tuple[int, Any] | None:
+        """The point with the largest timestamp of a series, or None; served from memory."""
+        self._check_open()
+        return self._last.get(split_series_path(path))
+
+    def file_levels(self) -> list[tuple[str, int]]:
+        """The live TsFiles (name, level), oldest first."""
+        return [(table.entry.name, table.entry.level) for table in self._versions.current.files]
+
+    # ----------------------------------------------------------------------------------------- flushing
+
+    def flush(self) -> None:
+        """Seal the mutable memtable and write every sealed memtable to a TsFile before returning."""
+        self._check_open()
+        self._freeze()
+        self._flush_sealed()
+
+    def _request_freeze(self) -> None:
+        with self._wake_flush:
+            self._freeze_requested = True
+            self._wake_flush.notify()
+
+    def _freeze(self) -> None:
+        """Seal the mutable memtable (if it holds points) and start a new one."""
+        self._gate.close()
+        try:
+            mutable = self._versions.current.mutable
+            if mutable.empty:
+                return
+            mutable.freeze(self._wal.roll())
+            self._versions.install(add_memtable=self._new_memtable())
+        finally:
+            self._gate.open()
+
+    def _flush_sealed(self) -> None:
+        """Flush sealed memtables, oldest first, until none is left."""
+        with self._flush_lock:
+            while True:
+                frozen = self._versions.current.frozen
+                if not frozen:
+                    return
+                self._flush_one(frozen[0])
+
+    def _flush_one(self, memtable: MemTable) -> None:
+        memtable.normalize()
+        written = flush_memtable(memtable, self._sequence_dir, self.registry)
+        assert memtable.wal_end is not None
+        with self._manifest_lock:
+            entry = None if written is None else written[0]
+            state = self._manifest.with_flush(entry, memtable.wal_end, memtable.version + 1)
+            write_manifest(self.data_dir, state)
+            self._manifest = state
+            tables = [] if entry is None else [TableFile(self._sequence_dir / entry.name, entry)]
+            self._versions.install(add_files=tables, drop_memtable=memtable)
+        self._wal.release(memtable.wal_end)
+        self._memory_freed()
+        if written is not None:
+            entry, summary = written
+            self._wake_compaction.set()
+            self._hook.iotdb_after_flush(
+                info=FlushInfo(summary.path, len(summary.series), summary.point_count, summary.file_size)
+            )
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._wake_flush:
+                if not (self._freeze_requested or self._stopping):
+                    self._wake_flush.wait(min(self._flush_interval, 1.0))
+                if self._stopping:
+                    return
+                requested, self._freeze_requested = self._freeze_requested, False
+            try:
+                mutable = self._versions.current.mutable
+                if requested or (not mutable.empty and time.monotonic() - mutable.created >= self._flush_interval):
+                    self._freeze()
+                self._flush_sealed()
+                self._background_error = None
+            except Exception as exc:
+                self._background_error = exc
+                log.exception("flush of %s failed; retrying", self.data_dir)
+                with self._wake_flush:
+                    self._freeze_requested = True
+                    self._wake_flush.wait(_RETRY_DELAY)
+
+    # ---------------------------------------------------------------------------------------- compaction
+
+    def compact(self) -> int:
+        """Merge full levels until none is left (as the background thread does); returns the merges done."""
+        self._check_open()
+        merges = 0
+        while self._compact_once():
+            merges += 1
+        return merges
+
+    def _compact_once(self) -> bool:
+        with self._compaction_lock:
+            chosen = pick(self._manifest.files, self._files_per_level)
+            if chosen is None:
+                return False
+            names = {entry.name for entry in chosen}
+            version = self._versions.acquire()
+            try:
+                inputs = [table for table in version.files if table.entry.name in names]
+                output = compact(inputs, self._sequence_dir, self.registry)
+            finally:
+                self._versions.release(version)
+            path = self._sequence_dir / output.name
+            try:
+                table = TableFile(path, output)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            try:
+                with self._manifest_lock:
+                    state = self._manifest.with_compaction(names, output)
+                    write_manifest(self.data_dir, state)
+                    self._manifest = state
+                    self._versions.install(add_files=[table], drop_files=names)
+            except BaseException:
+                table.source.close()  # the file stays: the next open removes it unless the manifest lists it
+                raise
+            log.info("compacted %s into %s", sorted(names), output.name)
+            return True
+
+    def _compaction_loop(self) -> None:
+        while not self._stopping:
+            self._wake_compaction.wait(1.0)
+            self._wake_compaction.clear()
+            if self._stopping or not self.settings.enable_compaction:
+                continue
+            try:
+                while not self._stopping and self._compact_once():
+                    pass
+            except Exception:
+                log.exception("compaction in %s failed; retrying later", self.data_dir)
+                time.sleep(_RETRY_DELAY)
+
+    # ------------------------------------------------------------------------------------------- closing
+
+    def close(self) -> None:
+        """Call the shutdown hook, stop accepting writes, flush every memtable, stop the threads, unlock.
+
+        If the final flush fails the data stays in the WAL (replayed on the next open) and the error is
+        raised after everything is closed.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._hook.iotdb_shutdown(engine=self)
+            self._closed = True
+        with self._memory:
+            self._memory.notify_all()
+        self._gate.close()
+        self._gate.open()
+        self._stopping = True
+        with self._wake_flush:
+            self._wake_flush.notify_all()
+        self._wake_compaction.set()
+        self._flush_thread.join()
+        self._compaction_thread.join()
+        error: BaseException | None = None
+        try:
+            self._freeze()
+            self._flush_sealed()
+        except Exception as exc:
+            error = exc
+            log.exception("final flush of %s failed; its data stays in the WAL", self.data_dir)
+        finally:
+            try:
+                self._wal.close()
+            finally:
+                self._versions.close()
+                self.registry.close()
+                os.close(self._lock_fd)
+        if error is not None:
+            raise StorageError(f"closing {self.data_dir}: final flush failed: {error}") from error
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"Engine({str(self.data_dir)!r}, {state})"
+
+
+def _last_points_of(tables: Iterable[TableFile]) -> LastCache:
+    """The last-point cache from the files' metadata (a newer file wins a tie).
+
+    TEXT values are read from the data: the metadata's copy of a string ends at its first U+0000.
+    """
+    newest: dict[SeriesKey, tuple[int, TableFile]] = {}
+    for table in sorted(tables, key=lambda t: t.entry.version):
+        for key, info in table.series.items():
+            current = newest.get(key)
+            if info.count and (current is None or info.end_time >= current[0]):
+                newest[key] = (info.end_time, table)
+    cache = LastCache()
+    for key, (end, table) in newest.items():
+        info = table.series[key]
+        value = info.last_value
+        if info.data_type is TSDataType.TEXT:
+            run = table.read(key, TSDataType.TEXT, end, end)
+            value = None if run is None else run[1][-1]
+        cache.offer(key, end, value)
+    return cache
+
+
+def _lock_data_dir(data_dir: Path) -> int:
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirLockedError(
+            f"data directory {data_dir} is in use by another process or engine (lock held on {data_dir / LOCK_FILE})"
+        ) from None
+    return fd
+
+
+def _canonical_pattern_node(node: str) -> str:
+    if node in ("*", "**"):
+        return node
+    return canonical_device("root." + node)[1][1] if node != "root" else node
+
+
+def _matches(pattern: tuple[str, ...], nodes: tuple[str, ...]) -> bool:
+    if not pattern:
+        return not nodes
+    head = pattern[0]
+    if head == "**":
+        return any(_matches(pattern[1:], nodes[skip:]) for skip in range(1, len(nodes) + 1))
+    if not nodes or (head != "*" and head != nodes[0]):
+        return False
+    return _matches(pattern[1:], nodes[1:])
+
+
+def _tablet_rows(
+    device: str,
+    timestamps: Sequence[int] | np.ndarray,
+    measurements: Sequence[str],
+    columns: Sequence[Sequence[Any] | np.ndarray],
+    types: Sequence[TSDataType | None] | None,
+) -> list[Row]:
+    """A tablet as rows, for hook implementations."""
+    names = tuple(measurements)
+    kinds = None if types is None else tuple(types)
+    stamps = timestamps.tolist() if isinstance(timestamps, np.ndarray) else list(timestamps)
+    lists = [column.tolist() if isinstance(column, np.ndarray) else list(column) for column in columns]
+    return [
+        Row(device, stamp, names, tuple(column[i] for column in lists), kinds) for i, stamp in enumerate(stamps)
+    ]
+

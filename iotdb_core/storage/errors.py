@@ -1,0 +1,29 @@
+"""Errors the storage engine reports to its callers; each message names what failed and where."""
+
+from __future__ import annotations
+
+from iotdb_core.errors import IoTDBError
+
+
+class StorageError(IoTDBError):
+    """Base of the storage engine's errors."""
+
+
+class DataDirLockedError(StorageError):
+    """Another process (or another engine in this process) holds the data directory."""
+
+
+class EngineClosedError(StorageError):
+    """The engine was used after :meth:`Engine.close`."""
+
+
+class WriteRejectedError(StorageError):
+    """A write was refused as a whole (memory budget exceeded, or every point invalid with partial insert off)."""
+
+
+class SchemaError(StorageError):
+    """A database or series cannot be created or used as asked (already exists, nested database, unknown)."""
+
+
+class CorruptionError(StorageError):
+    """A durable file (manifest, schema log, WAL) is damaged in a way recovery cannot repair by itself."""

@@ -1,0 +1,70 @@
+"""Writing a frozen memtable into one TsFile.
+
+Series are written sorted by device then measurement, each sorted by time with one point per
+timestamp (the last write wins), with the encoding and compressor of their schema. The file is named
+after the memtable's version at level 0 and reaches its final name only complete and fsynced
+(:func:`iotdb_core.storage.tsfile_io.write_tsfile`); the manifest adopts it afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from iotdb_core.storage.manifest import FileEntry, file_name
+from iotdb_core.storage.memtable import MemTable
+from iotdb_core.storage.schema import SchemaRegistry, make_schema
+from iotdb_core.storage.tsfile_io import SeriesData, TsFileSummary, write_tsfile
+
+
+def share_timestamps(series: Iterable[SeriesData]) -> Iterator[SeriesData]:
+    """Let series of one device with equal timestamps share one timestamp array.
+
+    A file is written from all its series at once, so this halves the memory a flush or compaction of
+    tablet-shaped data (many measurements, one clock) holds; the TsFile writer also writes such series
+    together as one multi-column tablet.
+    """
+    device = None
+    seen: list[np.ndarray] = []
+    for given in series:
+        if given.device != device:
+            device, seen = given.device, []
+        stamps = given.timestamps
+        shared = next((known for known in seen if _equal(known, stamps)), None)
+        if shared is None:
+            seen.append(stamps)
+            yield given
+        else:
+            yield replace(given, timestamps=shared)
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    if len(a) != len(b):
+        return False
+    return len(a) == 0 or (a[0] == b[0] and a[-1] == b[-1] and bool(np.array_equal(a, b)))
+
+
+def memtable_series(memtable: MemTable, registry: SchemaRegistry) -> Iterator[SeriesData]:
+    """The memtable's series as TsFile series data."""
+    for (device, measurement), data_type, timestamps, values in memtable.sorted_series():
+        schema = registry.get(device, measurement) or make_schema(device, measurement, data_type)
+        yield SeriesData(
+            device, measurement, data_type, schema.encoding, schema.compressor, timestamps, values
+        )
+
+
+def flush_memtable(
+    memtable: MemTable, directory: Path, registry: SchemaRegistry
+) -> tuple[FileEntry, TsFileSummary] | None:
+    """Write a frozen memtable to ``directory``; None (and no file) when it holds no point."""
+    if memtable.empty:
+        return None
+    name = file_name(memtable.version, 0)
+    path = directory / name
+    path.unlink(missing_ok=True)  # a leftover of a flush interrupted before the manifest adopted it
+    summary = write_tsfile(path, share_timestamps(memtable_series(memtable, registry)))
+    entry = FileEntry(name, 0, memtable.version, memtable.version, summary.file_size, summary.point_count)
+    return entry, summary

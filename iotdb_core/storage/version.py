@@ -1,0 +1,148 @@
+"""Versions: immutable, reference-counted views of the live TsFiles and memtables.
+
+A reader acquires the current :class:`Version` and reads every source in it, so it sees each point
+exactly once whatever flushes and compactions install meanwhile. Each :class:`TableFile` counts the
+versions that hold it; a file dropped by a compaction is closed and deleted when the last version
+holding it is released, never while a reader may still open it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from iotdb_core.datatypes import TSDataType
+from iotdb_core.storage.columns import to_array
+from iotdb_core.storage.manifest import FileEntry
+from iotdb_core.storage.memtable import MemTable, SeriesKey
+from iotdb_core.storage.merge import Run
+from iotdb_core.storage.tsfile_io import SeriesInfo, TsFileSource
+
+log = logging.getLogger("iotdb.storage")
+
+
+class TableFile:
+    """One live TsFile: its manifest entry and an open reader."""
+
+    def __init__(self, path: Path, entry: FileEntry) -> None:
+        self.path = path
+        self.entry = entry
+        self.refs = 0
+        self.source = TsFileSource(path)
+        self.series: dict[SeriesKey, SeriesInfo] = self.source.series()
+
+    def __repr__(self) -> str:
+        return f"TableFile({self.entry.name}, refs={self.refs})"
+
+    def read(self, key: SeriesKey, data_type: TSDataType, start: int, end: int) -> Run | None:
+        """Points of a series within ``[start, end]``; None when the file holds none there."""
+        info = self.series.get(key)
+        if info is None or info.end_time < start or info.start_time > end:
+            return None
+        timestamps, values = self.source.read(key[0], key[1], start, end)
+        if len(timestamps) == 0:
+            return None
+        if not isinstance(values, np.ndarray) or values.dtype.kind in "UO":
+            values = to_array(values, data_type)
+        return timestamps, values
+
+    def delete(self) -> None:
+        """Close the reader and remove the file."""
+        self.source.close()
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            log.exception("cannot remove obsolete TsFile %s", self.path)
+
+
+class Version:
+    """Live files (oldest version first) and memtables (oldest first; the last one takes writes)."""
+
+    __slots__ = ("files", "memtables", "refs")
+
+    def __init__(self, files: tuple[TableFile, ...], memtables: tuple[MemTable, ...]) -> None:
+        self.files = files
+        self.memtables = memtables
+        self.refs = 0
+
+    @property
+    def mutable(self) -> MemTable:
+        return self.memtables[-1]
+
+    @property
+    def frozen(self) -> tuple[MemTable, ...]:
+        return self.memtables[:-1]
+
+
+class VersionSet:
+    """The current version and reference counting of versions and files."""
+
+    def __init__(self, files: Iterable[TableFile], mutable: MemTable) -> None:
+        self._lock = threading.Lock()
+        self.current = self._adopt(Version(tuple(sorted(files, key=lambda f: f.entry.version)), (mutable,)))
+
+    def _adopt(self, version: Version) -> Version:
+        version.refs = 1
+        for table in version.files:
+            table.refs += 1
+        return version
+
+    def acquire(self) -> Version:
+        """The current version, held until :meth:`release`."""
+        with self._lock:
+            version = self.current
+            version.refs += 1
+            return version
+
+    def release(self, version: Version) -> None:
+        doomed = []
+        with self._lock:
+            doomed = self._unref(version)
+        for table in doomed:
+            table.delete()
+
+    def _unref(self, version: Version) -> list[TableFile]:
+        version.refs -= 1
+        if version.refs:
+            return []
+        doomed = []
+        for table in version.files:
+            table.refs -= 1
+            if table.refs == 0:
+                doomed.append(table)
+        return doomed
+
+    def install(
+        self,
+        *,
+        add_files: Iterable[TableFile] = (),
+        drop_files: Iterable[str] = (),
+        add_memtable: MemTable | None = None,
+        drop_memtable: MemTable | None = None,
+    ) -> None:
+        """Make a new current version from the current one with the given changes."""
+        dropped = set(drop_files)
+        with self._lock:
+            old = self.current
+            files = [table for table in old.files if table.entry.name not in dropped]
+            files.extend(add_files)
+            files.sort(key=lambda table: table.entry.version)
+            memtables = [mem for mem in old.memtables if mem is not drop_memtable]
+            if add_memtable is not None:
+                memtables.append(add_memtable)
+            self.current = self._adopt(Version(tuple(files), tuple(memtables)))
+            doomed = self._unref(old)
+        for table in doomed:
+            table.delete()
+
+    def close(self) -> None:
+        """Close every file reader of the current version (the files stay)."""
+        with self._lock:
+            for table in self.current.files:
+                table.source.close()

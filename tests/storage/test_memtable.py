@@ -1,0 +1,94 @@
+"""Memtables and newest-wins merging."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from iotdb_core.datatypes import TSDataType
+from iotdb_core.storage.flush import share_timestamps
+from iotdb_core.storage.memtable import LastCache, MemTable
+from iotdb_core.storage.merge import merge_runs, sort_dedup
+from iotdb_core.storage.tsfile_io import SeriesData
+
+KEY = ("root.sg.d", "s")
+
+
+def test_out_of_order_and_duplicates_last_write_wins() -> None:
+    mem = MemTable(1)
+    for t, v in [(5, 1.0), (3, 2.0), (5, 3.0), (9, 4.0)]:
+        mem.append(KEY, TSDataType.DOUBLE, t, v)
+    mem.extend(KEY, TSDataType.DOUBLE, np.array([3, 3, 1]), np.array([10.0, 11.0, 12.0]))
+    run = mem.read(KEY, -100, 100)
+    assert run is not None
+    assert run[0].tolist() == [1, 3, 5, 9]
+    assert run[1].tolist() == [12.0, 11.0, 3.0, 4.0]
+    narrowed = mem.read(KEY, 2, 5)
+    assert narrowed is not None and narrowed[0].tolist() == [3, 5]
+    assert mem.read(KEY, 10, 20) is None
+    assert mem.read(("root.sg.d", "other"), 0, 1) is None
+    assert mem.points == 7
+
+
+def test_sorted_buffer_reads_are_views_that_later_writes_do_not_change() -> None:
+    mem = MemTable(1)
+    mem.extend(KEY, TSDataType.INT64, np.arange(10), np.arange(10))
+    before = mem.read(KEY, 0, 100)
+    assert before is not None
+    for t in range(10, 1000):
+        mem.append(KEY, TSDataType.INT64, t, -t)
+    assert before[0].tolist() == list(range(10))
+    after = mem.read(KEY, 0, 2000)
+    assert after is not None and len(after[0]) == 1000
+
+
+def test_normalize_and_sorted_series() -> None:
+    mem = MemTable(3)
+    mem.extend(KEY, TSDataType.TEXT, np.array([2, 1, 2]), np.array(["a", "b", "c"], dtype=object))
+    mem.append(("root.sg.a", "x"), TSDataType.BOOLEAN, 7, True)
+    mem.freeze(wal_end=42)
+    mem.normalize()
+    items = list(mem.sorted_series())
+    assert [key for key, *_ in items] == [("root.sg.a", "x"), KEY]
+    assert items[1][2].tolist() == [1, 2] and items[1][3].tolist() == ["b", "c"]
+    assert dict((key, (t, v)) for key, t, v in mem.last_points()) == {("root.sg.a", "x"): (7, True), KEY: (2, "c")}
+    assert mem.wal_end == 42
+    assert mem.size > 0
+
+
+def test_last_cache() -> None:
+    cache = LastCache()
+    cache.offer(KEY, 5, 1.0)
+    cache.offer(KEY, 3, 2.0)
+    assert cache.get(KEY) == (5, 1.0)
+    cache.offer(KEY, 5, 3.0)
+    assert cache.get(KEY) == (5, 3.0)
+    cache.offer_many(KEY, np.array([9, 2, 9, 1]), np.array([1.0, 2.0, 4.0, 5.0]))
+    assert cache.get(KEY) == (9, 4.0)
+
+
+def test_merge_runs_newest_wins() -> None:
+    old = (np.array([1, 2, 3]), np.array([1.0, 1.0, 1.0]))
+    new = (np.array([2, 4]), np.array([2.0, 2.0]))
+    merged = merge_runs([old, new])
+    assert merged is not None
+    assert merged[0].tolist() == [1, 2, 3, 4] and merged[1].tolist() == [1.0, 2.0, 1.0, 2.0]
+    disjoint = merge_runs([(np.array([10, 11]), np.array([1, 1])), (np.array([1, 2]), np.array([2, 2]))])
+    assert disjoint is not None and disjoint[0].tolist() == [1, 2, 10, 11]
+    assert merge_runs([(np.array([], dtype=np.int64), np.array([]))]) is None
+    ts, vals = sort_dedup(np.array([3, 1, 3, 1]), np.array([1, 2, 3, 4]))
+    assert ts.tolist() == [1, 3] and vals.tolist() == [4, 3]
+
+
+def test_share_timestamps_within_a_device() -> None:
+    clock = np.arange(5)
+    series = [
+        SeriesData.of("root.sg.a", "x", TSDataType.DOUBLE, clock, np.zeros(5)),
+        SeriesData.of("root.sg.a", "y", TSDataType.DOUBLE, clock.copy(), np.ones(5)),
+        SeriesData.of("root.sg.a", "z", TSDataType.DOUBLE, clock[:3].copy(), np.ones(3)),
+        SeriesData.of("root.sg.b", "x", TSDataType.DOUBLE, clock.copy(), np.ones(5)),
+    ]
+    shared = list(share_timestamps(series))
+    assert shared[1].timestamps is shared[0].timestamps
+    assert shared[2].timestamps is series[2].timestamps
+    assert shared[3].timestamps is series[3].timestamps
+    assert [s.values.tolist() for s in shared] == [s.values.tolist() for s in series]
