@@ -3,7 +3,8 @@
 Publishes are written in batches on the ingest executor: whatever a connection delivers while its
 previous batch is being written becomes the next batch, so the order of one connection's
 publishes is kept and one WAL append serves many messages. A QoS 1 PUBACK or QoS 2 PUBREC is sent
-only once its batch was written, i.e. is durable per ``wal_mode``. When a connection's unwritten
+only once its batch is durable per ``wal_mode``; the wait for the fsync happens on a separate
+thread, so the ingest thread formats and logs the next batch meanwhile. When a connection's unwritten
 backlog grows past a bound, the socket stops being read until the backlog drains (backpressure).
 """
 
@@ -41,7 +42,7 @@ from iotdb_mqtt.codec import (
 )
 from iotdb_mqtt.codec.packets import Packet, Will
 from iotdb_mqtt.codec.reason_codes import ReasonCode
-from iotdb_mqtt.ingest import InboundPublish, PublishOutcome
+from iotdb_mqtt.ingest import InboundPublish, IngestedBatch, PublishOutcome
 from iotdb_mqtt.sessions import NEVER_EXPIRES, SessionState
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class MqttConnection(asyncio.Protocol):
         self._pending: list[InboundPublish] = []
         self._pending_bytes = 0
         self._writing = False
+        self._durability_waits = 0
         self._paused = False
         self._unacked = 0
         #: MQTT 5 Request Problem Information: when 0, no reason strings on PUBACK, PUBREC or SUBACK [MQTT-3.1.2-29].
@@ -310,29 +312,44 @@ class MqttConnection(asyncio.Protocol):
         future = self.server.submit(self.context, batch)
         future.add_done_callback(lambda done: self._written(batch, done))
 
-    def _written(self, batch: list[InboundPublish], done: asyncio.Future[list[PublishOutcome]]) -> None:
+    def _written(self, batch: list[InboundPublish], done: asyncio.Future[IngestedBatch]) -> None:
+        """The batch is logged: wait for its durability off the ingest thread, and start the next batch."""
         self._writing = False
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
         if error is not None:
-            # Nothing of the batch is acknowledged: QoS 1 and 2 publishers resend it after reconnecting,
-            # so the QoS 2 ids must not be taken for already stored.
-            log.error("write for client %r failed, its publishes stay unacknowledged: %s", self.client_id, error)
-            for publish in batch:
-                if publish.qos == 2 and publish.write:
-                    self.session.qos2_pending.discard(publish.packet_id)  # type: ignore[arg-type]
-            self._violation(ReasonCode.SERVER_BUSY, f"write failed: {error}")
-            if self._pending:
-                self._submit()  # what arrived later (a will, QoS 0 data) still gets its chance
-            self.server.batch_done(self)
+            self._write_failed(batch, error)
             return
-        if not self.closed:
-            self._acknowledge(batch, done.result())
+        self._durability_waits += 1
+        durable = self.server.await_durable(done.result())
+        durable.add_done_callback(lambda finished: self._durable(batch, finished))
         if self._pending:
             self._submit()
         elif self._paused and not self.closed and self.transport is not None and not self.server.stopping:
             # Not once the server is stopping: a publisher that keeps sending would keep shutdown waiting.
             self._paused = False
             self.transport.resume_reading()
+
+    def _durable(self, batch: list[InboundPublish], done: asyncio.Future[list[PublishOutcome]]) -> None:
+        """The batch is durable (batches of one connection become durable in order): acknowledge it."""
+        self._durability_waits -= 1
+        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        if error is not None:
+            self._write_failed(batch, error)
+            return
+        if not self.closed:
+            self._acknowledge(batch, done.result())
+        self.server.batch_done(self)
+
+    def _write_failed(self, batch: list[InboundPublish], error: BaseException) -> None:
+        # Nothing of the batch is acknowledged: QoS 1 and 2 publishers resend it after reconnecting,
+        # so the QoS 2 ids must not be taken for already stored.
+        log.error("write for client %r failed, its publishes stay unacknowledged: %s", self.client_id, error)
+        for publish in batch:
+            if publish.qos == 2 and publish.write:
+                self.session.qos2_pending.discard(publish.packet_id)  # type: ignore[arg-type]
+        self._violation(ReasonCode.SERVER_BUSY, f"write failed: {error}")
+        if self._pending and not self._writing:
+            self._submit()  # what arrived later (a will, QoS 0 data) still gets its chance
         self.server.batch_done(self)
 
     def _acknowledge(self, batch: list[InboundPublish], outcomes: list[PublishOutcome]) -> None:
@@ -363,8 +380,8 @@ class MqttConnection(asyncio.Protocol):
         return self._authenticating
 
     def has_work(self) -> bool:
-        """True while publishes of this connection are queued or being written."""
-        return self._writing or bool(self._pending)
+        """True while publishes of this connection are queued, being written or awaiting durability."""
+        return self._writing or bool(self._pending) or self._durability_waits > 0
 
     # ------------------------------------------------------------------ closing
 

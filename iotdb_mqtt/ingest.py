@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pluggy
 
@@ -51,6 +52,20 @@ class PublishOutcome:
 STORED = PublishOutcome()
 
 
+@dataclass(slots=True)
+class IngestedBatch:
+    """A batch's outcomes, and the engine write whose durability must be awaited before acknowledging."""
+
+    outcomes: list[PublishOutcome]
+    pending: Any
+
+    def wait_durable(self) -> list[PublishOutcome]:
+        """Block until the batch's rows are durable per ``wal_mode``; return the outcomes."""
+        if self.pending is not None:
+            self.pending.wait()
+        return self.outcomes
+
+
 class RateLimitedLog:
     """Logs at most one line per key per interval, counting what it held back."""
 
@@ -83,12 +98,13 @@ class Ingestor:
         self._counters = counters
         self._warnings = RateLimitedLog()
 
-    def ingest(self, context: FormatContext, publishes: Sequence[InboundPublish]) -> list[PublishOutcome]:
-        """Write the batch and return one outcome per publish, in order.
+    def ingest(self, context: FormatContext, publishes: Sequence[InboundPublish]) -> IngestedBatch:
+        """Write the batch and return one outcome per publish, in order, with the pending durability.
 
-        Returns only once the stored rows are durable per ``wal_mode`` and every rejected payload
-        or value is in the dead-letter log. Raises if the engine refuses the write as a whole (for
-        instance the memory budget stayed exhausted): then nothing may be acknowledged.
+        Returns once every rejected payload or value is in the dead-letter log and the stored rows
+        are logged; :meth:`IngestedBatch.wait_durable` must return before anything is acknowledged.
+        Raises if the engine refuses the write as a whole (for instance the memory budget stayed
+        exhausted): then nothing may be acknowledged.
         """
         outcomes = [STORED] * len(publishes)
         letters: list[DeadLetter] = []
@@ -113,14 +129,15 @@ class Ingestor:
             rows.extend(produced)
             owners.extend([index] * len(produced))
         if rows:
-            result = self._engine.write_rows(rows)  # type: ignore[attr-defined]
+            pending = self._engine.write_rows_deferred(rows)  # type: ignore[attr-defined]
+            result = pending.result
             self._counters.add("rows_written", len(rows))
             self._counters.add("points_written", result.points_written)
             if result.failures:
                 self._attribute_failures(result.failures, rows, owners, publishes, context, letters, outcomes)
         if letters:
             self._dead_letters.append(letters)
-        return outcomes
+        return IngestedBatch(outcomes, pending if rows else None)
 
     def _reject(self, letters: list[DeadLetter], context: FormatContext, publish: InboundPublish,
                 reason: str) -> PublishOutcome:

@@ -15,7 +15,7 @@ from iotdb_core.formatter import FormatContext
 from iotdb_core.metrics import ServiceCounters
 from iotdb_mqtt.codec.reason_codes import ReasonCode
 from iotdb_mqtt.connection import MqttConnection
-from iotdb_mqtt.ingest import InboundPublish, Ingestor, PublishOutcome
+from iotdb_mqtt.ingest import InboundPublish, IngestedBatch, Ingestor, PublishOutcome
 from iotdb_mqtt.sessions import SessionStore
 
 log = logging.getLogger("iotdb.mqtt")
@@ -39,6 +39,7 @@ class MqttServer:
         self.sessions = SessionStore()
         self.ingest_executor = ingest_executor
         self.auth_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-auth")
+        self.durability_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-durable")
         self._connections: set[MqttConnection] = set()
         self._by_client: dict[str, MqttConnection] = {}
         self._server: asyncio.Server | None = None
@@ -88,6 +89,7 @@ class MqttServer:
         if self._server is not None:
             await self._server.wait_closed()
         self.auth_executor.shutdown(wait=False, cancel_futures=True)
+        self.durability_executor.shutdown(wait=True)
 
     async def _wait_idle(self) -> None:
         while any(connection.has_work() for connection in self._connections):
@@ -133,10 +135,19 @@ class MqttServer:
 
     # ------------------------------------------------------------------ ingestion
 
-    def submit(self, context: FormatContext, batch: list[InboundPublish]) -> asyncio.Future[list[PublishOutcome]]:
-        """Run one batch on the ingest executor."""
+    def submit(self, context: FormatContext, batch: list[InboundPublish]) -> asyncio.Future[IngestedBatch]:
+        """Format and log one batch on the ingest executor."""
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self.ingest_executor, self.ingestor.ingest, context, batch)
+
+    def await_durable(self, ingested: IngestedBatch) -> asyncio.Future[list[PublishOutcome]]:
+        """Wait on the durability thread until a logged batch is durable.
+
+        One thread, so batches become durable — and are acknowledged — in the order they were
+        logged; a wait usually returns at once because an earlier fsync already covered it.
+        """
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self.durability_executor, ingested.wait_durable)
 
     def batch_done(self, connection: MqttConnection) -> None:
         """Wake :meth:`stop` when the last batch finished."""

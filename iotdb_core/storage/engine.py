@@ -63,7 +63,7 @@ from iotdb_core.storage.schema import (
 from iotdb_core.storage.version import TableFile, VersionSet
 from iotdb_core.storage.wal import WalCorruptionError, WalMode, WriteAheadLog
 
-__all__ = ["Engine", "SeriesResult", "WriteFailure", "WriteResult"]
+__all__ = ["Engine", "PendingWrite", "SeriesResult", "WriteFailure", "WriteResult"]
 
 log = logging.getLogger("iotdb.storage")
 
@@ -325,17 +325,29 @@ class Engine:
 
     def write_rows(self, rows: Sequence[Row]) -> WriteResult:
         """Write rows of any devices with one WAL record and one durability wait (the MQTT ingest path)."""
+        return self.write_rows_deferred(rows).wait()
+
+    def write_rows_deferred(self, rows: Sequence[Row]) -> PendingWrite:
+        """Write rows like :meth:`write_rows` but return before the durability wait.
+
+        The rows are in the WAL (written, not yet fsynced in SYNC mode) and visible to reads; call
+        :meth:`PendingWrite.wait` — from any thread — before acknowledging them. This lets the MQTT
+        ingest thread go on formatting the next batch while an fsync covers this one.
+        """
         self._check_open()
         rows = list(rows)
         if self._hook.iotdb_before_write.get_hookimpls():
             self._hook.iotdb_before_write(rows=rows, settings=self.settings)
         prepared = self._ingest.rows(rows)
         result = WriteResult(prepared.points, prepared.failures)
-        if prepared.points:
-            self._commit(prepared)
+        ticket = self._commit(prepared, wait=False) if prepared.points else 0
+        return PendingWrite(self, rows, result, ticket)
+
+    def _wait_durable(self, pending: PendingWrite) -> None:
+        if pending.ticket:
+            self._wal.wait_durable(pending.ticket)
         if self._hook.iotdb_after_write.get_hookimpls():
-            self._hook.iotdb_after_write(rows=rows, result=result)
-        return result
+            self._hook.iotdb_after_write(rows=pending.rows, result=pending.result)
 
     def insert_tablet(
         self,
@@ -362,8 +374,11 @@ class Engine:
             )
         return result
 
-    def _commit(self, prepared: PreparedRows | PreparedTablet) -> None:
-        """Log and apply validated points: memory reservation, gate, WAL, memtable."""
+    def _commit(self, prepared: PreparedRows | PreparedTablet, *, wait: bool = True) -> int:
+        """Log and apply validated points: memory reservation, gate, WAL, memtable.
+
+        Returns a WAL ticket; with ``wait=False`` the caller must wait for it to be durable.
+        """
         if isinstance(prepared, PreparedRows):
             encode: Callable[[], bytes] = lambda: codec.encode_series(prepared.chunks)  # noqa: E731
             apply: Callable[[MemTable], None] = lambda mem: self._apply_chunks(mem, prepared.chunks)  # noqa: E731
@@ -376,7 +391,8 @@ class Engine:
             self._gate.enter()
             try:
                 self._check_open()
-                self._wal.append(payload)
+                self._wal.append(payload, wait=wait)
+                ticket = self._wal.written() if not wait else 0
                 mutable = self._versions.current.mutable
                 with mutable.lock:
                     apply(mutable)
@@ -388,6 +404,7 @@ class Engine:
                     self._reserved -= reserved
         if mutable.size >= self._threshold:
             self._request_freeze()
+        return ticket
 
     def _apply_chunks(self, mem: MemTable, chunks: Iterable[SeriesChunk]) -> None:
         """Insert series chunks into ``mem`` and the last cache (caller holds ``mem.lock``)."""
@@ -742,3 +759,23 @@ def _tablet_rows(
         Row(device, stamp, names, tuple(column[i] for column in lists), kinds) for i, stamp in enumerate(stamps)
     ]
 
+
+
+class PendingWrite:
+    """A write whose rows are logged and applied but whose durability wait is still to come."""
+
+    __slots__ = ("_done", "_engine", "result", "rows", "ticket")
+
+    def __init__(self, engine: Engine, rows: list[Row], result: WriteResult, ticket: int) -> None:
+        self._engine = engine
+        self.rows = rows
+        self.result = result
+        self.ticket = ticket
+        self._done = False
+
+    def wait(self) -> WriteResult:
+        """Return the result once the rows are durable per ``wal_mode`` (then ``iotdb_after_write`` runs)."""
+        if not self._done:
+            self._engine._wait_durable(self)
+            self._done = True
+        return self.result

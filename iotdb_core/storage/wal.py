@@ -233,8 +233,12 @@ class WriteAheadLog:
             if lock_fd is not None:
                 os.close(lock_fd)
 
-    def append(self, payload: bytes) -> int:
-        """Append one record and return its sequence number once it is as durable as the mode promises."""
+    def append(self, payload: bytes, *, wait: bool = True) -> int:
+        """Append one record and return its sequence number once it is as durable as the mode promises.
+
+        With ``wait=False`` it returns after write(2) in every mode; :meth:`written` and
+        :meth:`wait_durable` then let the caller wait for durability later, off its own thread.
+        """
         with self._lock:
             self._check_writable()
             if self._mode is WalMode.DISABLE:
@@ -245,9 +249,24 @@ class WriteAheadLog:
             self._make_room(len(payload) + HEADER_SIZE)
             seq = self._next_seq
             ticket = self._write(encode(seq, payload), 1)
-            if self._mode is WalMode.SYNC:
+            if wait and self._mode is WalMode.SYNC:
                 self._await_durable(ticket)
             return seq
+
+    def written(self) -> int:
+        """A ticket covering every record appended so far, for :meth:`wait_durable`."""
+        with self._lock:
+            return self._writes
+
+    def wait_durable(self, ticket: int) -> None:
+        """Return once every write up to ``ticket`` is as durable as the mode promises.
+
+        Concurrent waiters share fsyncs exactly as appending writers do.
+        """
+        if self._mode is not WalMode.SYNC:
+            return
+        with self._lock:
+            self._await_durable(ticket)
 
     def append_many(self, payloads: Sequence[bytes]) -> int:
         """Append consecutive records with one write and one durability wait; return the last one's seq.
