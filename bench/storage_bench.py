@@ -9,8 +9,10 @@ Workloads (each runs in a fresh child process, so peak RSS is its own):
   b  insert_record of 2 DOUBLE measurements from --threads threads for --record-seconds, per WAL mode in
      --record-modes (SYNC first; the others show what the fsync costs).
   c  full-range query of one series of --query-points points, all in TsFiles (written, closed, reopened).
+  s  COUNT + AVG over one series of --query-points points in flushed TsFiles, from Engine.scan statistics
+     and from a full Engine.query (best of 3 each); then the latency of Engine.delete calls.
 
-Usage: python bench/storage_bench.py [--quick] [--workloads abc] [--json results.json]
+Usage: python bench/storage_bench.py [--quick] [--workloads abcs] [--json results.json]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from iotdb_core import hookimpl  # noqa: E402
 from iotdb_core.config import default_settings  # noqa: E402
 from iotdb_core.hookspecs import FlushInfo  # noqa: E402
 from iotdb_core.plugin_manager import create_plugin_manager  # noqa: E402
-from iotdb_core.storage import Engine  # noqa: E402
+from iotdb_core.storage import Engine, StatsSegment  # noqa: E402
 
 MIB = 1024 * 1024
 ROWS_PER_TABLET = 1000
@@ -188,6 +190,59 @@ def query(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     }
 
 
+def scan_aggregate(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    """COUNT and AVG over flushed files: statistics pushdown (Engine.scan) against reading every point."""
+    settings = default_settings().replace(wal_mode="DISABLE")
+    rng = np.random.default_rng(13)
+    path = "root.bench.agg.s"
+    with Engine.open(data_dir, settings) as engine:
+        engine.create_timeseries(path, "DOUBLE", args.encoding, args.compressor)
+        chunk = 100_000
+        for start in range(0, args.query_points, chunk):
+            walk = np.round(100.0 + np.cumsum(np.round(rng.normal(0, 0.5, chunk), 2)), 2)
+            engine.insert_tablet("root.bench.agg", np.arange(start, start + chunk, dtype=np.int64), ["s"], [walk])
+    with Engine.open(data_dir, settings) as engine:
+        files = len(engine.file_levels())
+        scan_times, query_times = [], []
+        for _ in range(3):
+            began = time.perf_counter()
+            segments = engine.scan(path)
+            count, total = 0, 0.0
+            for segment in segments:
+                if isinstance(segment, StatsSegment):
+                    count += segment.count
+                    total += segment.sum
+                else:
+                    count += len(segment.values)
+                    total += float(np.sum(segment.values))
+            scan_avg = total / count
+            scan_times.append(time.perf_counter() - began)
+            began = time.perf_counter()
+            result = engine.query(path)
+            query_count, query_avg = len(result), float(np.mean(result.values))
+            query_times.append(time.perf_counter() - began)
+        assert count == query_count == args.query_points
+        assert abs(scan_avg - query_avg) <= 1e-9 * max(1.0, abs(query_avg))
+        stats = sum(isinstance(segment, StatsSegment) for segment in segments)
+        delete_times = []
+        for index in range(20):
+            began = time.perf_counter()
+            engine.delete(path, index * 1000, index * 1000 + 9)
+            delete_times.append(time.perf_counter() - began)
+        after = engine.scan(path)
+        assert sum(s.count for s in after) == args.query_points - 200
+    return {
+        "points": args.query_points,
+        "files": files,
+        "stats_segments": stats,
+        "points_segments": len(segments) - stats,
+        "scan_best_s": min(scan_times),
+        "query_best_s": min(query_times),
+        "speedup": min(query_times) / min(scan_times),
+        "delete_ms": 1000 * float(np.median(delete_times)),
+    }
+
+
 def run_child(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="storage-bench-", dir=args.dir))
     try:
@@ -195,6 +250,8 @@ def run_child(args: argparse.Namespace) -> None:
             out: Any = tablet_ingest(args, data_dir)
         elif args.child == "b":
             out = [record_ingest(args, data_dir, mode) for mode in args.record_modes.split(",")]
+        elif args.child == "s":
+            out = scan_aggregate(args, data_dir)
         else:
             out = query(args, data_dir)
     finally:
@@ -216,7 +273,7 @@ def fmt(number: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workloads", default="abc", help="any of a, b, c (d and e come with a)")
+    parser.add_argument("--workloads", default="abcs", help="any of a, b, c, s (d and e come with a)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--tablet-points", type=int, default=20_000_000)
     parser.add_argument("--record-seconds", type=float, default=10.0)
@@ -278,6 +335,20 @@ def main() -> None:
             f"{fmt(c['points_per_s'])} points/s (best of 3; first {fmt(c['first_points_per_s'])})",
             ">= 2,000,000 points/s",
         ))
+    if "s" in args.workloads:
+        agg = results["s"] = child(args, "s")
+        rows.append((
+            f"(s) COUNT+AVG, {fmt(agg['points'])} points in {agg['files']} TsFiles, via scan statistics",
+            f"{agg['scan_best_s'] * 1000:,.2f} ms ({agg['stats_segments']} StatsSegments, "
+            f"{agg['points_segments']} PointsSegments; {agg['speedup']:,.0f}x the full query)",
+            "-",
+        ))
+        rows.append((
+            f"(s) COUNT+AVG, {fmt(agg['points'])} points, via full query",
+            f"{agg['query_best_s'] * 1000:,.0f} ms",
+            "-",
+        ))
+        rows.append(("(s) Engine.delete of a small range (median of 20)", f"{agg['delete_ms']:.1f} ms", "-"))
     width = max(len(row[0]) for row in rows)
     value_width = max(len(row[1]) for row in rows)
     print(f"{'workload':<{width}}  {'measured':<{value_width}}  target")

@@ -9,7 +9,7 @@ from iotdb_core.storage.errors import (
     StorageError,
     WriteRejectedError,
 )
-from iotdb_core.storage.results import SeriesResult, WriteFailure, WriteResult
+from iotdb_core.storage.results import PointsSegment, Segment, SeriesResult, StatsSegment, WriteFailure, WriteResult
 from iotdb_core.storage.schema import SeriesSchema
 
 __all__ = [
@@ -17,9 +17,12 @@ __all__ = [
     "DataDirLockedError",
     "Engine",
     "EngineClosedError",
+    "PointsSegment",
     "SchemaError",
+    "Segment",
     "SeriesResult",
     "SeriesSchema",
+    "StatsSegment",
     "StorageError",
     "WriteFailure",
     "WriteRejectedError",

@@ -5,10 +5,16 @@ file at level + 1 named after the newest input's version. Every series present i
 newest-wins (the input with the larger version wins a timestamp). Files are ordered by version and a
 level's files are always contiguous in that order (older files sit at higher levels), so the output
 takes the inputs' place: no other file holds versions between them.
+
+Points hidden by tombstones (each applied to the inputs older than it that were not yet written
+through it) and points expired by TTL are left out (:class:`~iotdb_core.storage.tombstones.Purge`);
+the output records the purge's tombstone mark. A series whose type differs from the schema's is the
+data of a deleted and re-created series, which its deletion's tombstone hides, and is left out too.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,6 +22,7 @@ from iotdb_core.storage.flush import share_timestamps
 from iotdb_core.storage.manifest import FileEntry, file_name
 from iotdb_core.storage.merge import merge_runs
 from iotdb_core.storage.schema import SchemaRegistry
+from iotdb_core.storage.tombstones import KEEP_ALL, Purge, drop_ranges
 from iotdb_core.storage.tsfile_io import SeriesData, write_tsfile
 from iotdb_core.storage.version import TableFile
 
@@ -37,7 +44,7 @@ def pick(files: Sequence[FileEntry], files_per_level: int) -> list[FileEntry] | 
     return None
 
 
-def _merged_series(inputs: Sequence[TableFile], registry: SchemaRegistry) -> Iterator[SeriesData]:
+def _merged_series(inputs: Sequence[TableFile], registry: SchemaRegistry, purge: Purge) -> Iterator[SeriesData]:
     keys = sorted({key for table in inputs for key in table.series})
     for key in keys:
         device, measurement = key
@@ -45,7 +52,18 @@ def _merged_series(inputs: Sequence[TableFile], registry: SchemaRegistry) -> Ite
         data_type = schema.data_type if schema is not None else next(
             table.series[key].data_type for table in inputs if key in table.series
         )
-        runs = [run for table in inputs if (run := table.read(key, data_type, *_ALL)) is not None]
+        runs = []
+        for table in inputs:
+            info = table.series.get(key)
+            if info is None or info.data_type is not data_type:
+                continue
+            run = table.read(key, data_type, *_ALL)
+            if run is None:
+                continue
+            ranges = purge.ranges(key, table.entry.version, table.entry.tombstone_mark)
+            if ranges:
+                run = drop_ranges(run[0], run[1], ranges)
+            runs.append(run)
         merged = merge_runs(runs)
         if merged is None:
             continue
@@ -54,15 +72,30 @@ def _merged_series(inputs: Sequence[TableFile], registry: SchemaRegistry) -> Ite
         yield SeriesData.of(device, measurement, data_type, merged[0], merged[1], encoding, compressor)
 
 
-def compact(inputs: Sequence[TableFile], directory: Path, registry: SchemaRegistry) -> FileEntry:
-    """Merge ``inputs`` (oldest first, one level) into a new file at the next level; return its entry."""
+def compact(
+    inputs: Sequence[TableFile], directory: Path, registry: SchemaRegistry, purge: Purge = KEEP_ALL
+) -> FileEntry | None:
+    """Merge ``inputs`` (oldest first, one level) into a new file at the next level; return its entry.
+
+    None (and no file) when no point is left.
+    """
     ordered = sorted(inputs, key=lambda table: table.entry.version)
     level = ordered[0].entry.level + 1
     version = ordered[-1].entry.version
     name = file_name(version, level)
     path = directory / name
     path.unlink(missing_ok=True)  # a leftover of a compaction interrupted before the manifest adopted it
-    summary = write_tsfile(path, share_timestamps(_merged_series(ordered, registry)))
+    series = share_timestamps(_merged_series(ordered, registry, purge))
+    first = next(series, None)
+    if first is None:
+        return None
+    summary = write_tsfile(path, itertools.chain((first,), series))
     return FileEntry(
-        name, level, version, min(t.entry.min_version for t in ordered), summary.file_size, summary.point_count
+        name,
+        level,
+        version,
+        min(t.entry.min_version for t in ordered),
+        summary.file_size,
+        summary.point_count,
+        purge.mark,
     )

@@ -6,12 +6,18 @@ to the mutable memtable and the last-point cache, leave the gate. A background f
 mutable memtable (at ``memtable_size_threshold``, after ``memtable_flush_interval_in_ms``, on
 :meth:`Engine.flush` and on close), writes it to one TsFile, records the file and the WAL replay point
 in the manifest, and releases the WAL segments the file covers. A background compaction thread merges
-full levels. Reads take a reference-counted :class:`~iotdb_core.storage.version.Version` and merge its
-files and memtables newest-wins.
+full levels and removes files whose points have all expired by TTL. Reads take a reference-counted
+:class:`~iotdb_core.storage.version.Version`, drop what its tombstones hide and TTL expired, and merge
+its files and memtables newest-wins.
+
+Deletions are tombstones (:mod:`~iotdb_core.storage.tombstones`) written to the manifest before
+:meth:`Engine.delete` returns; TTL rules (:mod:`~iotdb_core.storage.ttl`) live in the manifest too.
+:meth:`Engine.scan` answers a range as file statistics where they are exact and points elsewhere.
 
 Recovery on open: take the directory lock, load the schema log and the manifest, delete files of
 ``sequence/`` the manifest does not list, replay the WAL records numbered from the manifest's replay
-point into memtables, rebuild the last-point cache, start the background threads.
+point into memtables (applying each tombstone at its place among them), rebuild the last-point cache,
+start the background threads.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -33,7 +40,6 @@ from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, Compressor, TSDataType, TSEncoding
 from iotdb_core.formatter import Row
 from iotdb_core.hookspecs import FlushInfo
-from iotdb_core.paths import split_path
 from iotdb_core.plugin_manager import create_plugin_manager
 from iotdb_core.storage import codec
 from iotdb_core.storage.codec import SeriesChunk
@@ -49,10 +55,18 @@ from iotdb_core.storage.errors import (
 from iotdb_core.storage.flush import flush_memtable
 from iotdb_core.storage.gate import Gate
 from iotdb_core.storage.ingest import Ingest, PreparedRows, PreparedTablet, check_series_encoding
-from iotdb_core.storage.manifest import MANIFEST, SEQUENCE_DIR, read_manifest, write_manifest
+from iotdb_core.storage.manifest import MANIFEST, SEQUENCE_DIR, ManifestState, read_manifest, write_manifest
 from iotdb_core.storage.memtable import LastCache, MemTable, SeriesKey
-from iotdb_core.storage.merge import merge_runs
-from iotdb_core.storage.results import SeriesResult, WriteFailure, WriteResult
+from iotdb_core.storage.merge import Run, merge_runs
+from iotdb_core.storage.patterns import Pattern, compile_pattern, matches, pattern_text, series_nodes
+from iotdb_core.storage.results import (
+    PointsSegment,
+    Segment,
+    SeriesResult,
+    StatsSegment,
+    WriteFailure,
+    WriteResult,
+)
 from iotdb_core.storage.schema import (
     SchemaRegistry,
     SeriesSchema,
@@ -60,16 +74,30 @@ from iotdb_core.storage.schema import (
     make_schema,
     split_series_path,
 )
-from iotdb_core.storage.version import TableFile, VersionSet
+from iotdb_core.storage.tombstones import (
+    Purge,
+    Tombstone,
+    covers_all,
+    discardable,
+    drop_ranges,
+    hidden_ranges,
+)
+from iotdb_core.storage.ttl import TtlRules
+from iotdb_core.storage.version import TableFile, Version, VersionSet
 from iotdb_core.storage.wal import WalCorruptionError, WalMode, WriteAheadLog
 
-__all__ = ["Engine", "PendingWrite", "SeriesResult", "WriteFailure", "WriteResult"]
+__all__ = ["Engine", "PendingWrite", "PointsSegment", "Segment", "SeriesResult", "StatsSegment", "WriteFailure",
+           "WriteResult"]
 
 log = logging.getLogger("iotdb.storage")
 
 LOCK_FILE = "LOCK"
 WAL_DIR = "wal"
 _RETRY_DELAY = 1.0
+_TAIL_WIDTH = 1024  # first window of the backward search for a series' newest visible point
+_STATS_TYPES = frozenset(
+    {TSDataType.BOOLEAN, TSDataType.INT32, TSDataType.INT64, TSDataType.FLOAT, TSDataType.DOUBLE}
+)
 
 
 class Engine:
@@ -143,6 +171,8 @@ class Engine:
                 raise CorruptionError(f"manifest {self.data_dir / MANIFEST} lists {path}, which is missing")
             tables.append(TableFile(path, entry))
         self._next_version = self._manifest.next_version
+        self._ttl = TtlRules(dict(self._manifest.ttl), settings.timestamp_precision)
+        self._schema_epoch = 0
         self._last = _last_points_of(tables)
 
         self._gate = Gate()
@@ -157,10 +187,14 @@ class Engine:
         self._stopping = False
         self._background_error: BaseException | None = None
 
-        self._versions = VersionSet(tables, self._new_memtable())
+        # Every live file is older than next_version; tombstones of memtables that were never flushed
+        # get the version of the memtable they are replayed into.
+        first = self._next_version
+        tombstones = [replace(t, version=min(t.version, first)) for t in self._manifest.tombstones]
+        self._versions = VersionSet(tables, self._new_memtable(), tombstones)
         self._wal_mode = WalMode(settings.wal_mode)
         wal_dir = self.data_dir / WAL_DIR
-        self._replay(wal_dir)
+        tombstones = self._replay(wal_dir, tombstones)
         self._wal = WriteAheadLog(
             wal_dir,
             self._wal_mode,
@@ -168,6 +202,12 @@ class Engine:
             sync_delay_ms=float(settings.wal_sync_mode_fsync_delay_in_ms),
             async_delay_ms=float(settings.wal_async_mode_fsync_delay_in_ms),
         )
+        # A log without records (wal_mode DISABLE) numbers anew: no record can precede those tombstones.
+        boundary = self._wal.next_seq
+        tombstones = [t if t.seq <= boundary else replace(t, seq=boundary) for t in tombstones]
+        self._manifest = replace(self._manifest, tombstones=tuple(tombstones))
+        self._versions.install(tombstones=tombstones)
+        self._repair_last()
 
     def _abandon_open(self) -> None:
         """Release what a failed open acquired."""
@@ -185,34 +225,69 @@ class Engine:
         self._next_version += 1
         return memtable
 
-    def _replay(self, wal_dir: Path) -> None:
-        """Apply WAL records not yet in a TsFile, sealing memtables that reach the size threshold."""
+    def _replay(self, wal_dir: Path, tombstones: list[Tombstone]) -> list[Tombstone]:
+        """Apply WAL records not yet in a TsFile, sealing memtables that reach the size threshold.
+
+        A tombstone whose WAL boundary lies among the replayed records is applied to the memtable being
+        rebuilt when replay reaches it, and takes that memtable's version. Returns the tombstones.
+        """
         start = self._manifest.wal_replay_from
+        pending = sorted((t for t in tombstones if t.seq > start), key=lambda t: (t.seq, t.id))
+        done: dict[int, Tombstone] = {}
+
+        def apply_pending(seq: int) -> None:
+            while pending and pending[0].seq <= seq:
+                tombstone = pending.pop(0)
+                mutable = self._versions.current.mutable
+                mutable.delete(tombstone.touches, tombstone.start, tombstone.end)
+                done[tombstone.id] = replace(tombstone, version=mutable.version)
+
         records = 0
         try:
             for seq, payload in WriteAheadLog.replay(wal_dir, skip_corrupt=self.settings.wal_skip_corrupt_records):
                 if seq < start:
                     continue
+                apply_pending(seq)
                 mutable = self._versions.current.mutable
                 if mutable.size >= self._threshold:
                     mutable.freeze(seq)
                     self._versions.install(add_memtable=self._new_memtable())
                     mutable = self._versions.current.mutable
-                chunks = list(codec.decode(payload))
-                for chunk in chunks:
-                    self._ensure_series(chunk)
+                chunks = [chunk for chunk in codec.decode(payload) if self._replayable(chunk)]
                 with mutable.lock:
                     self._apply_chunks(mutable, chunks)
                 records += 1
         except WalCorruptionError as exc:
             raise CorruptionError(str(exc)) from exc
+        apply_pending(INT64_MAX)
         if records:
             log.info("replayed %d WAL records from %s", records, wal_dir)
+        return [done.get(t.id, t) for t in tombstones]
 
-    def _ensure_series(self, chunk: SeriesChunk) -> None:
-        if self.registry.get(chunk.device, chunk.measurement) is None:
+    def _replayable(self, chunk: SeriesChunk) -> bool:
+        """Whether a logged chunk belongs to a live series, creating its schema if it was never recorded.
+
+        A chunk of a series deleted since (absent, or re-created with another type) is skipped: the
+        deletion's tombstone hides it.
+        """
+        schema = self.registry.get(chunk.device, chunk.measurement)
+        if schema is None:
+            if self.registry.was_dropped(chunk.device, chunk.measurement):
+                return False
             schema = make_schema(chunk.device, chunk.measurement, chunk.data_type)
             self.registry.create_series([schema], auto_database=True, exist_ok=True)
+            return True
+        return schema.data_type is chunk.data_type
+
+    def _repair_last(self) -> None:
+        """Correct the recovered last-point cache where tombstones or deleted series make it wrong."""
+        version = self._versions.current
+        for key, point in self._last.items():
+            schema = self.registry.get(*key)
+            if schema is None:
+                self._last.set(key, None)
+            elif any(t.start <= point[0] <= t.end and t.touches(key) for t in version.tombstones):
+                self._last.set(key, self._tail(version, key, schema, INT64_MAX))
 
     # ------------------------------------------------------------------------------------ context manager
 
@@ -276,8 +351,8 @@ class Engine:
         series = sorted(self.registry.all_series(), key=lambda s: (s.device, s.measurement))
         if pattern is None:
             return series
-        wanted = tuple(_canonical_pattern_node(node) for node in split_path(pattern, allow_wildcards=True))
-        return [s for s in series if _matches(wanted, split_path(s.path))]
+        wanted = compile_pattern(pattern)
+        return [s for s in series if matches(wanted, series_nodes(s.device, s.measurement))]
 
     def list_devices(self) -> list[str]:
         """Every device with at least one series, sorted."""
@@ -338,10 +413,13 @@ class Engine:
         rows = list(rows)
         if self._hook.iotdb_before_write.get_hookimpls():
             self._hook.iotdb_before_write(rows=rows, settings=self.settings)
-        prepared = self._ingest.rows(rows)
-        result = WriteResult(prepared.points, prepared.failures)
-        ticket = self._commit(prepared, wait=False) if prepared.points else 0
-        return PendingWrite(self, rows, result, ticket)
+        while True:
+            epoch = self._schema_epoch
+            prepared = self._ingest.rows(rows)
+            result = WriteResult(prepared.points, prepared.failures)
+            ticket = self._commit(prepared, epoch, wait=False) if prepared.points else 0
+            if ticket is not None:
+                return PendingWrite(self, rows, result, ticket)
 
     def _wait_durable(self, pending: PendingWrite) -> None:
         if pending.ticket:
@@ -364,20 +442,24 @@ class Engine:
         self._check_open()
         if self._hook.iotdb_before_write.get_hookimpls():
             return self.write_rows(_tablet_rows(device, timestamps, measurements, columns, types))
-        prepared = self._ingest.tablet(device, timestamps, measurements, columns, types)
-        result = WriteResult(prepared.points, prepared.failures)
-        if prepared.points:
-            self._commit(prepared)
+        while True:
+            epoch = self._schema_epoch
+            prepared = self._ingest.tablet(device, timestamps, measurements, columns, types)
+            result = WriteResult(prepared.points, prepared.failures)
+            if not prepared.points or self._commit(prepared, epoch) is not None:
+                break
         if self._hook.iotdb_after_write.get_hookimpls():
             self._hook.iotdb_after_write(
                 rows=_tablet_rows(device, timestamps, measurements, columns, types), result=result
             )
         return result
 
-    def _commit(self, prepared: PreparedRows | PreparedTablet, *, wait: bool = True) -> int:
+    def _commit(self, prepared: PreparedRows | PreparedTablet, epoch: int, *, wait: bool = True) -> int | None:
         """Log and apply validated points: memory reservation, gate, WAL, memtable.
 
-        Returns a WAL ticket; with ``wait=False`` the caller must wait for it to be durable.
+        Returns a WAL ticket; with ``wait=False`` the caller must wait for it to be durable. Returns None,
+        writing nothing, when series were deleted since the points were validated against the schema of
+        ``epoch``: the caller validates them again (re-creating the series).
         """
         if isinstance(prepared, PreparedRows):
             encode: Callable[[], bytes] = lambda: codec.encode_series(prepared.chunks)  # noqa: E731
@@ -391,6 +473,8 @@ class Engine:
             self._gate.enter()
             try:
                 self._check_open()
+                if self._schema_epoch != epoch:
+                    return None
                 self._wal.append(payload, wait=wait)
                 ticket = self._wal.written() if not wait else 0
                 mutable = self._versions.current.mutable
@@ -481,39 +565,327 @@ class Engine:
     def query(self, path: str, start: int | None = None, end: int | None = None) -> SeriesResult:
         """Points of one series with ``start <= time <= end`` (both inclusive; None = unbounded), in time order.
 
-        A series that does not exist yields an empty result with ``data_type`` None.
+        Deleted points and points expired by TTL are left out. A series that does not exist yields an
+        empty result with ``data_type`` None.
         """
         self._check_open()
         device, measurement = split_series_path(path)
         schema = self.registry.get(device, measurement)
         if schema is None:
             return SeriesResult(np.empty(0, np.int64), np.empty(0, np.float64), None)
-        low = INT64_MIN if start is None else int(start)
-        high = INT64_MAX if end is None else int(end)
         key = (device, measurement)
-        runs = []
+        low, high = self._visible_range(key, start, end)
+        merged = None
         if low <= high:
             version = self._versions.acquire()
             try:
-                for table in version.files:
-                    run = table.read(key, schema.data_type, low, high)
-                    if run is not None:
-                        runs.append(run)
-                for mem in version.memtables:
-                    run = mem.read(key, low, high)
-                    if run is not None:
-                        runs.append(run)
+                merged = merge_runs([run for _, run in self._visible_runs(version, key, schema, low, high)])
             finally:
                 self._versions.release(version)
-        merged = merge_runs(runs)
         if merged is None:
             return SeriesResult(np.empty(0, np.int64), np.empty(0, NUMPY_DTYPE[schema.data_type]), schema.data_type)
         return SeriesResult(merged[0], merged[1], schema.data_type)
 
-    def last(self, path: str) -> tuple[int, Any] | None:
-        """The point with the largest timestamp of a series, or None; served from memory."""
+    def scan(self, path: str, start: int | None = None, end: int | None = None) -> list[Segment]:
+        """The points ``query(path, start, end)`` returns, as segments for aggregate pushdown.
+
+        Segments are in time order and do not overlap. A :class:`StatsSegment` stands for the series in
+        one TsFile whose time range lies within the range and that nothing else can change: no other
+        file or memtable holds a point of the series within its time range, no tombstone or TTL rule
+        touches it, and its statistics are exact (numeric and BOOLEAN series; FLOAT/DOUBLE without NaN).
+        Everything else is in :class:`PointsSegment` segments, merged newest-wins as ``query`` merges them.
+        """
         self._check_open()
-        return self._last.get(split_series_path(path))
+        device, measurement = split_series_path(path)
+        schema = self.registry.get(device, measurement)
+        if schema is None:
+            return []
+        key = (device, measurement)
+        low, high = self._visible_range(key, start, end)
+        if low > high:
+            return []
+        version = self._versions.acquire()
+        try:
+            return self._scan(version, key, schema, low, high)
+        finally:
+            self._versions.release(version)
+
+    def _scan(self, version: Version, key: SeriesKey, schema: SeriesSchema, low: int, high: int) -> list[Segment]:
+        candidates: list[TableFile] = []
+        if schema.data_type in _STATS_TYPES:
+            for table in version.files:
+                info = table.series.get(key)
+                if info is None or not info.count or info.start_time < low or info.end_time > high:
+                    continue
+                if info.data_type is not schema.data_type or None in (
+                    info.sum_value, info.first_value, info.last_value
+                ):
+                    continue
+                if schema.data_type is not TSDataType.BOOLEAN and (info.min_value is None or info.max_value is None):
+                    continue
+                ranges = hidden_ranges(
+                    version.tombstones, key, table.entry.version, table.entry.tombstone_mark,
+                    info.start_time, info.end_time,
+                )
+                if not ranges:
+                    candidates.append(table)
+        chosen = {id(table) for table in candidates}
+        runs = self._visible_runs(version, key, schema, low, high, skip=chosen)
+        changed = True
+        while changed:  # a candidate that another source overlaps is read as points, which may overlap others
+            changed = False
+            for table in list(candidates):
+                info = table.series[key]
+                if any(
+                    other is not table
+                    and other.series[key].start_time <= info.end_time
+                    and other.series[key].end_time >= info.start_time
+                    for other in candidates
+                ) or any(_holds_between(run[0], info.start_time, info.end_time) for _, run in runs):
+                    candidates.remove(table)
+                    chosen.discard(id(table))
+                    runs.extend(self._visible_runs(version, key, schema, low, high, only=table))
+                    changed = True
+        runs.sort(key=lambda item: item[0])
+        merged = merge_runs([run for _, run in runs])
+        segments: list[Segment] = []
+        position = 0
+        for table in sorted(candidates, key=lambda t: t.series[key].start_time):
+            info = table.series[key]
+            if merged is not None:
+                cut = int(np.searchsorted(merged[0], info.start_time, side="left"))
+                if cut > position:
+                    segments.append(PointsSegment(merged[0][position:cut], merged[1][position:cut]))
+                position = cut
+            segments.append(
+                StatsSegment(
+                    info.start_time,
+                    info.end_time,
+                    info.count,
+                    float(info.sum_value),  # type: ignore[arg-type]
+                    info.min_value,
+                    info.max_value,
+                    info.first_value,  # type: ignore[arg-type]
+                    info.last_value,  # type: ignore[arg-type]
+                )
+            )
+        if merged is not None and position < len(merged[0]):
+            segments.append(PointsSegment(merged[0][position:], merged[1][position:]))
+        return segments
+
+    def _visible_range(self, key: SeriesKey, start: int | None, end: int | None) -> tuple[int, int]:
+        """The asked range narrowed to what the series' TTL leaves visible now."""
+        low = INT64_MIN if start is None else int(start)
+        high = INT64_MAX if end is None else int(end)
+        ttl = self._ttl
+        if ttl:
+            low = max(low, ttl.cutoff(key, ttl.now()))
+        return low, high
+
+    def _visible_runs(
+        self,
+        version: Version,
+        key: SeriesKey,
+        schema: SeriesSchema,
+        low: int,
+        high: int,
+        *,
+        skip: set[int] | frozenset[int] = frozenset(),
+        only: TableFile | None = None,
+    ) -> list[tuple[int, Run]]:
+        """The series' runs within ``[low, high]`` without tombstoned points, with each source's place.
+
+        Sources are numbered oldest first (files, then memtables), the order :func:`merge_runs` needs.
+        Files in ``skip`` are left out; with ``only`` just that file is read. Data of another type is
+        that of a deleted and re-created series, hidden by the deletion's tombstone, and is left out.
+        """
+        runs: list[tuple[int, Run]] = []
+        tombstones = version.tombstones
+        data_type = schema.data_type
+        for place, table in enumerate(version.files):
+            if (only is not None and table is not only) or id(table) in skip:
+                continue
+            info = table.series.get(key)
+            if info is None or info.data_type is not data_type or info.end_time < low or info.start_time > high:
+                continue
+            lo, hi = max(low, info.start_time), min(high, info.end_time)
+            ranges = hidden_ranges(tombstones, key, table.entry.version, table.entry.tombstone_mark, lo, hi)
+            if covers_all(ranges, lo, hi):
+                continue
+            run = table.read(key, data_type, lo, hi)
+            if run is not None:
+                runs.append((place, drop_ranges(run[0], run[1], ranges)))
+        if only is not None:
+            return runs
+        offset = len(version.files)
+        for place, mem in enumerate(version.memtables, offset):
+            if mem.series_type(key) is not data_type:
+                continue
+            ranges = hidden_ranges(tombstones, key, mem.version, 0, low, high)
+            if covers_all(ranges, low, high):
+                continue
+            run = mem.read(key, low, high)
+            if run is not None:
+                runs.append((place, drop_ranges(run[0], run[1], ranges)))
+        return runs
+
+    def _tail(self, version: Version, key: SeriesKey, schema: SeriesSchema, high: int) -> tuple[int, Any] | None:
+        """The newest visible point at or before ``high`` (ignoring TTL), read in widening windows backwards."""
+        floor = INT64_MAX
+        for table in version.files:
+            info = table.series.get(key)
+            if info is not None and info.count and info.data_type is schema.data_type:
+                floor = min(floor, info.start_time)
+        for mem in version.memtables:
+            if mem.series_type(key) is schema.data_type:
+                run = mem.read(key, INT64_MIN, high)
+                if run is not None:
+                    floor = min(floor, int(run[0][0]))
+        width = _TAIL_WIDTH
+        while high >= floor:
+            low = max(floor, high - width + 1)
+            merged = merge_runs([run for _, run in self._visible_runs(version, key, schema, low, high)])
+            if merged is not None and len(merged[0]):
+                value = merged[1][-1]
+                return int(merged[0][-1]), value.item() if isinstance(value, np.generic) else value
+            high = low - 1
+            width *= 16
+        return None
+
+    def last(self, path: str) -> tuple[int, Any] | None:
+        """The point with the largest timestamp of a series, or None; served from memory.
+
+        None also when that point has expired by TTL (then every point has).
+        """
+        self._check_open()
+        key = split_series_path(path)
+        point = self._last.get(key)
+        ttl = self._ttl
+        if point is not None and ttl and point[0] < ttl.cutoff(key, ttl.now()):
+            return None
+        return point
+
+    # ------------------------------------------------------------------------------------------ deletion
+
+    def delete(self, path_pattern: str, start: int | None = None, end: int | None = None) -> int:
+        """Delete the points with ``start <= time <= end`` (both inclusive; None = unbounded) of every series
+        ``path_pattern`` matches (``*`` one level, ``**`` one or more); returns the number of series matched.
+
+        The deletion is durable when the call returns (a tombstone in the manifest). It hides only points
+        written before the call: points written afterwards, at any timestamp, stay visible.
+        """
+        self._check_open()
+        pattern = compile_pattern(path_pattern)
+        low = INT64_MIN if start is None else int(start)
+        high = INT64_MAX if end is None else int(end)
+        self._gate.close()
+        try:
+            self._check_open()
+            keys = self._matching_keys(pattern)
+            if keys and low <= high:
+                self._delete_locked(pattern, keys, low, high)
+            return len(keys)
+        finally:
+            self._gate.open()
+
+    def delete_timeseries(self, path_pattern: str) -> int:
+        """Remove every series ``path_pattern`` matches from the schema and delete all its points.
+
+        Returns the number of series removed. Writing to a removed series creates it anew (when schema
+        auto-creation is on), possibly with another type; its old points never come back.
+        """
+        self._check_open()
+        pattern = compile_pattern(path_pattern)
+        self._gate.close()
+        try:
+            self._check_open()
+            keys = self._matching_keys(pattern)
+            if not keys:
+                return 0
+            self._delete_locked(pattern, keys, INT64_MIN, INT64_MAX)
+            self.registry.drop_series(keys)
+            self._schema_epoch += 1  # writes validated against the old schema validate again
+            for key in keys:
+                self._last.set(key, None)
+            return len(keys)
+        finally:
+            self._gate.open()
+
+    def _matching_keys(self, pattern: Pattern) -> list[SeriesKey]:
+        return sorted(
+            (schema.device, schema.measurement)
+            for schema in self.registry.all_series()
+            if matches(pattern, series_nodes(schema.device, schema.measurement))
+        )
+
+    def _delete_locked(self, pattern: Pattern, keys: list[SeriesKey], low: int, high: int) -> None:
+        """Record a tombstone and correct the last-point cache (the caller holds the gate exclusively).
+
+        When the mutable memtable holds points the deletion covers it is sealed first, so the tombstone
+        gets the version of a memtable that has no point from before the call.
+        """
+        mutable = self._versions.current.mutable
+        present = mutable.keys()
+        if any(
+            mutable.read(key, low, high) is not None
+            for key in present
+            if matches(pattern, series_nodes(key[0], key[1]))
+        ):
+            self._freeze_locked()
+            self._wake_flusher()
+        version = self._versions.current.mutable.version
+        with self._manifest_lock:
+            state = self._manifest.with_tombstone(pattern_text(pattern), low, high, version, self._wal.next_seq)
+            self._publish(state)
+        current = self._versions.acquire()
+        try:
+            for key in keys:
+                point = self._last.get(key)
+                schema = self.registry.get(*key)
+                if point is None or schema is None or not low <= point[0] <= high:
+                    continue
+                self._last.set(key, None if low == INT64_MIN else self._tail(current, key, schema, low - 1))
+        finally:
+            self._versions.release(current)
+
+    # ------------------------------------------------------------------------------------------------ TTL
+
+    def set_ttl(self, path: str, ttl_ms: int | None) -> None:
+        """Set (``None``: remove) the time to live of the points under ``path`` (``root.sg``, ``root.sg.d1``,
+        ``root.**``...), in milliseconds; persisted. The most specific rule covering a series applies.
+
+        Points older than ``now - ttl`` (in ``timestamp_precision`` units) are invisible at once and are
+        reclaimed by compaction and by removing files whose points have all expired.
+        """
+        self._check_open()
+        self._gate.close()  # the last-point cache is corrected below without concurrent writes
+        try:
+            self._check_open()
+            with self._manifest_lock:
+                old = self._ttl
+                rules = old.with_rule(path, ttl_ms)
+                if rules == old:
+                    return
+                self._publish(self._manifest.with_ttl(rules.rules))
+                self._ttl = rules
+            # Points expired under the old rules may be gone from the files; where they become visible
+            # again, the cached newest point is recomputed from what is left.
+            now = rules.now()
+            version = self._versions.acquire()
+            try:
+                for key, point in self._last.items():
+                    schema = self.registry.get(*key)
+                    if schema is not None and point[0] < old.cutoff(key, now) and point[0] >= rules.cutoff(key, now):
+                        self._last.set(key, self._tail(version, key, schema, INT64_MAX))
+            finally:
+                self._versions.release(version)
+        finally:
+            self._gate.open()
+        self._wake_compaction.set()
+
+    def list_ttl(self) -> dict[str, int]:
+        """The TTL rules, path (``root.sg.**``) to milliseconds."""
+        return dict(self._ttl.rules)
 
     def file_levels(self) -> list[tuple[str, int]]:
         """The live TsFiles (name, level), oldest first."""
@@ -536,13 +908,54 @@ class Engine:
         """Seal the mutable memtable (if it holds points) and start a new one."""
         self._gate.close()
         try:
-            mutable = self._versions.current.mutable
-            if mutable.empty:
-                return
-            mutable.freeze(self._wal.roll())
-            self._versions.install(add_memtable=self._new_memtable())
+            self._freeze_locked()
         finally:
             self._gate.open()
+
+    def _freeze_locked(self) -> None:
+        """:meth:`_freeze` for a caller that holds the gate exclusively."""
+        mutable = self._versions.current.mutable
+        if mutable.empty:
+            return
+        mutable.freeze(self._wal.roll())
+        self._versions.install(add_memtable=self._new_memtable())
+
+    def _wake_flusher(self) -> None:
+        """Have the flush thread write the sealed memtables now."""
+        with self._wake_flush:
+            self._wake_flush.notify()
+
+    def _purge(self) -> Purge:
+        """What a flush or compaction starting now leaves out: tombstoned and expired points."""
+        with self._manifest_lock:
+            tombstones = self._versions.current.tombstones
+            mark = self._manifest.next_tombstone - 1
+            ttl = self._ttl
+        now = ttl.now()
+        return Purge(tombstones, mark, lambda key: ttl.cutoff(key, now))
+
+    def _publish(
+        self,
+        state: ManifestState,
+        *,
+        add_files: Sequence[TableFile] = (),
+        drop_files: Iterable[str] = (),
+        drop_memtable: MemTable | None = None,
+    ) -> None:
+        """Write ``state`` as the manifest and install the matching version (the caller holds the manifest lock).
+
+        Tombstones that can no longer hide anything in the resulting version are dropped from both.
+        """
+        dropped = set(drop_files)
+        current = self._versions.current
+        files = [table for table in current.files if table.entry.name not in dropped] + list(add_files)
+        memtables = [mem.version for mem in current.memtables if mem is not drop_memtable]
+        kept = tuple(t for t in state.tombstones if not discardable(t, state.wal_replay_from, files, memtables))
+        if len(kept) != len(state.tombstones):
+            state = replace(state, tombstones=kept)
+        write_manifest(self.data_dir, state)
+        self._manifest = state
+        self._versions.install(add_files=add_files, drop_files=dropped, drop_memtable=drop_memtable, tombstones=kept)
 
     def _flush_sealed(self) -> None:
         """Flush sealed memtables, oldest first, until none is left."""
@@ -555,15 +968,13 @@ class Engine:
 
     def _flush_one(self, memtable: MemTable) -> None:
         memtable.normalize()
-        written = flush_memtable(memtable, self._sequence_dir, self.registry)
+        written = flush_memtable(memtable, self._sequence_dir, self.registry, self._purge())
         assert memtable.wal_end is not None
         with self._manifest_lock:
             entry = None if written is None else written[0]
             state = self._manifest.with_flush(entry, memtable.wal_end, memtable.version + 1)
-            write_manifest(self.data_dir, state)
-            self._manifest = state
             tables = [] if entry is None else [TableFile(self._sequence_dir / entry.name, entry)]
-            self._versions.install(add_files=tables, drop_memtable=memtable)
+            self._publish(state, add_files=tables, drop_memtable=memtable)
         self._wal.release(memtable.wal_end)
         self._memory_freed()
         if written is not None:
@@ -597,8 +1008,10 @@ class Engine:
     # ---------------------------------------------------------------------------------------- compaction
 
     def compact(self) -> int:
-        """Merge full levels until none is left (as the background thread does); returns the merges done."""
+        """Remove files expired by TTL, then merge full levels until none is left (as the background thread
+        does); returns the merges done."""
         self._check_open()
+        self._expire_files()
         merges = 0
         while self._compact_once():
             merges += 1
@@ -613,34 +1026,56 @@ class Engine:
             version = self._versions.acquire()
             try:
                 inputs = [table for table in version.files if table.entry.name in names]
-                output = compact(inputs, self._sequence_dir, self.registry)
+                output = compact(inputs, self._sequence_dir, self.registry, self._purge())
             finally:
                 self._versions.release(version)
-            path = self._sequence_dir / output.name
-            try:
-                table = TableFile(path, output)
-            except BaseException:
-                path.unlink(missing_ok=True)
-                raise
+            tables = []
+            if output is not None:
+                path = self._sequence_dir / output.name
+                try:
+                    tables.append(TableFile(path, output))
+                except BaseException:
+                    path.unlink(missing_ok=True)
+                    raise
             try:
                 with self._manifest_lock:
-                    state = self._manifest.with_compaction(names, output)
-                    write_manifest(self.data_dir, state)
-                    self._manifest = state
-                    self._versions.install(add_files=[table], drop_files=names)
+                    self._publish(self._manifest.with_compaction(names, output), add_files=tables, drop_files=names)
             except BaseException:
-                table.source.close()  # the file stays: the next open removes it unless the manifest lists it
+                for table in tables:
+                    table.source.close()  # the file stays: the next open removes it unless the manifest lists it
                 raise
-            log.info("compacted %s into %s", sorted(names), output.name)
+            log.info("compacted %s into %s", sorted(names), "nothing" if output is None else output.name)
             return True
+
+    def _expire_files(self) -> int:
+        """Remove the files every point of which has expired by TTL; returns how many."""
+        ttl = self._ttl
+        if not ttl:
+            return 0
+        with self._compaction_lock:
+            now = ttl.now()
+            doomed = {
+                table.entry.name
+                for table in self._versions.current.files
+                if table.series and all(info.end_time < ttl.cutoff(key, now) for key, info in table.series.items())
+            }
+            if not doomed:
+                return 0
+            with self._manifest_lock:
+                self._publish(self._manifest.without_files(doomed), drop_files=doomed)
+        log.info("removed %s: every point expired by TTL", sorted(doomed))
+        return len(doomed)
 
     def _compaction_loop(self) -> None:
         while not self._stopping:
             self._wake_compaction.wait(1.0)
             self._wake_compaction.clear()
-            if self._stopping or not self.settings.enable_compaction:
+            if self._stopping:
                 continue
             try:
+                self._expire_files()
+                if not self.settings.enable_compaction:
+                    continue
                 while not self._stopping and self._compact_once():
                     pass
             except Exception:
@@ -726,21 +1161,10 @@ def _lock_data_dir(data_dir: Path) -> int:
     return fd
 
 
-def _canonical_pattern_node(node: str) -> str:
-    if node in ("*", "**"):
-        return node
-    return canonical_device("root." + node)[1][1] if node != "root" else node
-
-
-def _matches(pattern: tuple[str, ...], nodes: tuple[str, ...]) -> bool:
-    if not pattern:
-        return not nodes
-    head = pattern[0]
-    if head == "**":
-        return any(_matches(pattern[1:], nodes[skip:]) for skip in range(1, len(nodes) + 1))
-    if not nodes or (head != "*" and head != nodes[0]):
-        return False
-    return _matches(pattern[1:], nodes[1:])
+def _holds_between(timestamps: np.ndarray, low: int, high: int) -> bool:
+    """True when sorted ``timestamps`` hold a time within ``[low, high]``."""
+    index = int(np.searchsorted(timestamps, low, side="left"))
+    return index < len(timestamps) and int(timestamps[index]) <= high
 
 
 def _tablet_rows(

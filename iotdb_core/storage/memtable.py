@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ import numpy as np
 from iotdb_core.datatypes import TSDataType
 from iotdb_core.storage.columns import NUMPY_DTYPE
 from iotdb_core.storage.merge import sort_dedup
+from iotdb_core.storage.tombstones import keep_mask
 
 SeriesKey = tuple[str, str]
 _TEXT_OVERHEAD = 56  # bytes of a small str object beyond its characters
@@ -37,11 +38,21 @@ class LastCache:
     def get(self, key: SeriesKey) -> tuple[int, Any] | None:
         return self._points.get(key)
 
+    def items(self) -> list[tuple[SeriesKey, tuple[int, Any]]]:
+        return list(self._points.items())
+
     def offer(self, key: SeriesKey, timestamp: int, value: Any) -> None:
         """Record a point written after every point offered so far."""
         current = self._points.get(key)
         if current is None or timestamp >= current[0]:
             self._points[key] = (timestamp, value)
+
+    def set(self, key: SeriesKey, point: tuple[int, Any] | None) -> None:
+        """Replace a series' newest point (after a deletion); None forgets the series."""
+        if point is None:
+            self._points.pop(key, None)
+        else:
+            self._points[key] = point
 
     def offer_many(self, key: SeriesKey, timestamps: np.ndarray, values: np.ndarray) -> None:
         """Record points written in array order after every point offered so far."""
@@ -198,6 +209,32 @@ class MemTable:
         if low >= high:
             return None
         return timestamps[low:high], values[low:high]
+
+    def delete(self, match: Callable[[SeriesKey], bool], start: int, end: int) -> None:
+        """Remove the points with ``start <= t <= end`` of every series ``match`` accepts (recovery only).
+
+        A series left without points is removed, so a series re-created with another type starts anew.
+        """
+        with self.lock:
+            for key in [key for key in self._series if match(key)]:
+                buffer = self._series[key]
+                timestamps, values, _ = buffer.view()
+                keep = keep_mask(timestamps, [(start, end)])
+                if bool(keep.all()):
+                    continue
+                kept = int(keep.sum())
+                self.points -= buffer.count - kept
+                if kept == 0:
+                    del self._series[key]
+                    continue
+                buffer.timestamps, buffer.values = timestamps[keep], values[keep]
+                buffer.count = kept
+                buffer.last_ts = int(buffer.timestamps[-1])
+
+    def series_type(self, key: SeriesKey) -> TSDataType | None:
+        """The type of a series' points in this memtable, or None when it holds none."""
+        buffer = self._series.get(key)
+        return None if buffer is None else buffer.data_type
 
     def keys(self) -> list[SeriesKey]:
         """The series present, sorted by device then measurement."""

@@ -1,4 +1,4 @@
-"""What the engine's calls return: write outcomes and query results."""
+"""What the engine's calls return: write outcomes, query results and the segments of :meth:`Engine.scan`."""
 
 from __future__ import annotations
 
@@ -47,3 +47,45 @@ class SeriesResult:
 
     def __len__(self) -> int:
         return len(self.timestamps)
+
+
+@dataclass(frozen=True, slots=True)
+class StatsSegment:
+    """The points of one TsFile's series, given by its statistics instead of the points.
+
+    ``count`` points with ``start_time <= t <= end_time``; ``sum`` is their sum as a float (for BOOLEAN
+    the number of ``True`` points); ``min_value``/``max_value`` are None for BOOLEAN; ``first_value`` and
+    ``last_value`` are the values at ``start_time`` and ``end_time``. TEXT series never yield one.
+    """
+
+    start_time: int
+    end_time: int
+    count: int
+    sum: float
+    min_value: int | float | None
+    max_value: int | float | None
+    first_value: bool | int | float
+    last_value: bool | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class PointsSegment:
+    """Points in time order, one per timestamp, as :meth:`Engine.query` returns them."""
+
+    timestamps: np.ndarray
+    values: np.ndarray
+
+    @property
+    def start_time(self) -> int:
+        return int(self.timestamps[0])
+
+    @property
+    def end_time(self) -> int:
+        return int(self.timestamps[-1])
+
+    @property
+    def count(self) -> int:
+        return len(self.timestamps)
+
+
+Segment = StatsSegment | PointsSegment

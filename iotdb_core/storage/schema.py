@@ -2,9 +2,10 @@
 
 Persisted as an append-only log, ``schema.log`` in the data directory. Each record is
 ``<u32 payload length><u32 CRC32 of payload>`` followed by a UTF-8 JSON payload
-``{"databases": [...], "series": [[device, measurement, type, encoding, compressor], ...]}``.
-One record holds every creation of one call, so a call's creations are atomic; the log is fsynced
-before the call returns (and so before any WAL record refers to the new series). A torn or corrupt
+``{"databases": [...], "series": [[device, measurement, type, encoding, compressor], ...]}``, or, for
+``Engine.delete_timeseries``, ``{"databases": [], "series": [], "dropped": [[device, measurement], ...]}``.
+One record holds every creation (or removal) of one call, so a call's changes are atomic; the log is
+fsynced before the call returns (and so before any WAL record refers to a new series). A torn or corrupt
 tail left by a crash is cut off on load.
 
 Paths are kept canonical: every node in its written form as :func:`iotdb_core.paths.quote_node`
@@ -92,6 +93,7 @@ class SchemaRegistry:
         self._lock = threading.Lock()
         self._databases: set[str] = set()
         self._series: dict[str, dict[str, SeriesSchema]] = {}
+        self._dropped: set[tuple[str, str]] = set()
         self._load()
         self._file = open(self._path, "ab")  # noqa: SIM115 - kept open for the registry's lifetime
 
@@ -105,6 +107,10 @@ class SchemaRegistry:
     def device_series(self, device: str) -> dict[str, SeriesSchema]:
         """The series of a canonical device by measurement (a live view; do not mutate)."""
         return self._series.get(device, {})
+
+    def was_dropped(self, device: str, measurement: str) -> bool:
+        """True when the series was removed by :meth:`drop_series` and not created again since."""
+        return (device, measurement) in self._dropped
 
     def databases(self) -> list[str]:
         """Every database, sorted."""
@@ -216,8 +222,25 @@ class SchemaRegistry:
             if existing.startswith(name + "."):
                 raise SchemaError(f"database {name} cannot be created above existing database {existing}")
 
+    def drop_series(self, keys: Iterable[tuple[str, str]]) -> list[SeriesSchema]:
+        """Remove series (given as canonical device, measurement) in one durable record; returns those removed."""
+        with self._lock:
+            doomed = [schema for device, measurement in keys if (schema := self.get(device, measurement)) is not None]
+            if not doomed:
+                return []
+            self._append({"databases": [], "series": [], "dropped": [[s.device, s.measurement] for s in doomed]})
+            for schema in doomed:
+                self._remove(schema.device, schema.measurement)
+            return doomed
+
     def _add(self, schema: SeriesSchema) -> None:
         self._series.setdefault(schema.device, {})[schema.measurement] = schema
+        self._dropped.discard((schema.device, schema.measurement))
+
+    def _remove(self, device: str, measurement: str) -> None:
+        measurements = self._series.get(device)
+        if measurements is not None and measurements.pop(measurement, None) is not None:
+            self._dropped.add((device, measurement))
 
     # --------------------------------------------------------------------------------------- durability
 
@@ -248,6 +271,8 @@ class SchemaRegistry:
                         device, measurement, TSDataType(data_type), TSEncoding(encoding), Compressor(compressor)
                     )
                 )
+            for device, measurement in entry.get("dropped", ()):
+                self._remove(device, measurement)
             pos = good_end = end
         if good_end < len(data):
             with open(self._path, "r+b") as handle:

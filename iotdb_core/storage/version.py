@@ -1,9 +1,11 @@
-"""Versions: immutable, reference-counted views of the live TsFiles and memtables.
+"""Versions: immutable, reference-counted views of the live TsFiles, memtables and tombstones.
 
-A reader acquires the current :class:`Version` and reads every source in it, so it sees each point
-exactly once whatever flushes and compactions install meanwhile. Each :class:`TableFile` counts the
-versions that hold it; a file dropped by a compaction is closed and deleted when the last version
-holding it is released, never while a reader may still open it.
+A reader acquires the current :class:`Version` and reads every source in it, applying the version's
+tombstones, so it sees each point exactly once whatever flushes, compactions and deletions install
+meanwhile (a compaction that purges deleted points drops their tombstones in the same version). Each
+:class:`TableFile` counts the versions that hold it; a file dropped by a compaction (or expired by TTL)
+is closed and deleted when the last version holding it is released, never while a reader may still
+open it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from iotdb_core.storage.columns import to_array
 from iotdb_core.storage.manifest import FileEntry
 from iotdb_core.storage.memtable import MemTable, SeriesKey
 from iotdb_core.storage.merge import Run
+from iotdb_core.storage.tombstones import Range, Tombstone
 from iotdb_core.storage.tsfile_io import SeriesInfo, TsFileSource
 
 log = logging.getLogger("iotdb.storage")
@@ -37,6 +40,22 @@ class TableFile:
 
     def __repr__(self) -> str:
         return f"TableFile({self.entry.name}, refs={self.refs})"
+
+    @property
+    def version(self) -> int:
+        return self.entry.version
+
+    @property
+    def mark(self) -> int:
+        return self.entry.tombstone_mark
+
+    def series_keys(self) -> list[SeriesKey]:
+        return list(self.series)
+
+    def time_range(self, key: SeriesKey) -> Range | None:
+        """The first and last timestamp of a series in the file, or None."""
+        info = self.series.get(key)
+        return None if info is None or not info.count else (info.start_time, info.end_time)
 
     def read(self, key: SeriesKey, data_type: TSDataType, start: int, end: int) -> Run | None:
         """Points of a series within ``[start, end]``; None when the file holds none there."""
@@ -62,13 +81,16 @@ class TableFile:
 
 
 class Version:
-    """Live files (oldest version first) and memtables (oldest first; the last one takes writes)."""
+    """Live files (oldest version first), memtables (oldest first; the last one takes writes), tombstones."""
 
-    __slots__ = ("files", "memtables", "refs")
+    __slots__ = ("files", "memtables", "refs", "tombstones")
 
-    def __init__(self, files: tuple[TableFile, ...], memtables: tuple[MemTable, ...]) -> None:
+    def __init__(
+        self, files: tuple[TableFile, ...], memtables: tuple[MemTable, ...], tombstones: tuple[Tombstone, ...] = ()
+    ) -> None:
         self.files = files
         self.memtables = memtables
+        self.tombstones = tombstones
         self.refs = 0
 
     @property
@@ -83,9 +105,11 @@ class Version:
 class VersionSet:
     """The current version and reference counting of versions and files."""
 
-    def __init__(self, files: Iterable[TableFile], mutable: MemTable) -> None:
+    def __init__(self, files: Iterable[TableFile], mutable: MemTable, tombstones: Iterable[Tombstone] = ()) -> None:
         self._lock = threading.Lock()
-        self.current = self._adopt(Version(tuple(sorted(files, key=lambda f: f.entry.version)), (mutable,)))
+        self.current = self._adopt(
+            Version(tuple(sorted(files, key=lambda f: f.entry.version)), (mutable,), tuple(tombstones))
+        )
 
     def _adopt(self, version: Version) -> Version:
         version.refs = 1
@@ -125,8 +149,9 @@ class VersionSet:
         drop_files: Iterable[str] = (),
         add_memtable: MemTable | None = None,
         drop_memtable: MemTable | None = None,
+        tombstones: Iterable[Tombstone] | None = None,
     ) -> None:
-        """Make a new current version from the current one with the given changes."""
+        """Make a new current version from the current one with the given changes (``tombstones``: replace)."""
         dropped = set(drop_files)
         with self._lock:
             old = self.current
@@ -136,7 +161,8 @@ class VersionSet:
             memtables = [mem for mem in old.memtables if mem is not drop_memtable]
             if add_memtable is not None:
                 memtables.append(add_memtable)
-            self.current = self._adopt(Version(tuple(files), tuple(memtables)))
+            kept = old.tombstones if tombstones is None else tuple(tombstones)
+            self.current = self._adopt(Version(tuple(files), tuple(memtables), kept))
             doomed = self._unref(old)
         for table in doomed:
             table.delete()

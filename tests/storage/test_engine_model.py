@@ -1,4 +1,5 @@
-"""A stateful property test: random writes, flushes, compactions, reopenings and crashes against a dict model."""
+"""A stateful property test: random writes, deletions, flushes, compactions, reopenings and crashes against a dict
+model."""
 
 from __future__ import annotations
 
@@ -35,6 +36,15 @@ VALUES = {
     TSDataType.FLOAT: st.floats(allow_nan=False, width=32),
 }
 TIMESTAMPS = st.integers(-20, 60)
+DELETE_PATTERNS: dict[str, list[tuple[str, str]]] = {
+    "root.sg.d1.i": [("root.sg.d1", "i")],
+    "root.sg.*.x": [("root.sg.d2", "x")],
+    "root.sg.d1.*": [key for key in SERIES if key[0] == "root.sg.d1"],
+    "root.sg.**": list(SERIES),
+    "root.**.t": [("root.sg.d1", "t")],
+    "root.sg.*.*": list(SERIES),
+    "root.other.**": [],
+}
 ENGINE_SETTINGS = default_settings().replace(
     enable_compaction=False, compaction_files_per_level=2, wal_sync_mode_fsync_delay_in_ms=0.0
 )
@@ -115,6 +125,26 @@ class EngineModel(RuleBasedStateMachine):
                 if value is not None:
                     self.model[(device, name)][timestamp] = self.stored(device, name, value)
 
+    @rule(
+        pattern=st.sampled_from(sorted(DELETE_PATTERNS)),
+        start=st.one_of(st.none(), TIMESTAMPS),
+        end=st.one_of(st.none(), TIMESTAMPS),
+    )
+    def delete(self, pattern: str, start: int | None, end: int | None) -> None:
+        assert self.engine.delete(pattern, start, end) == len(DELETE_PATTERNS[pattern])
+        low = -(2**63) if start is None else start
+        high = 2**63 - 1 if end is None else end
+        for key in DELETE_PATTERNS[pattern]:
+            self.model[key] = {t: v for t, v in self.model[key].items() if not low <= t <= high}
+
+    @rule(key=st.sampled_from(sorted(SERIES)))
+    def delete_timeseries(self, key: tuple[str, str]) -> None:
+        path = f"{key[0]}.{key[1]}"
+        assert self.engine.delete_timeseries(path) == 1
+        assert path not in {s.path for s in self.engine.list_series()}
+        self.engine.create_timeseries(path, SERIES[key])
+        self.model[key] = {}
+
     @rule()
     def flush(self) -> None:
         self.engine.flush()
@@ -138,7 +168,8 @@ class EngineModel(RuleBasedStateMachine):
         """Recover from a copy of the directory taken while the engine is open (what SIGKILL leaves)."""
         source = self.directory()
         self.generation += 1
-        shutil.copytree(source, self.directory())
+        with self.engine._flush_lock, self.engine._compaction_lock:  # a deletion may have woken the flusher
+            shutil.copytree(source, self.directory())
         self.engine.close()
         self.engine = Engine.open(self.directory(), ENGINE_SETTINGS)
 
@@ -151,6 +182,7 @@ class EngineModel(RuleBasedStateMachine):
             assert result.timestamps.tolist() == [t for t, _ in expected], path
             assert result.values.tolist() == [v for _, v in expected], path
             assert self.engine.last(path) == (expected[-1] if expected else None), path
+            assert sum(segment.count for segment in self.engine.scan(path)) == len(expected), path
             if len(expected) > 2:
                 low, high = expected[1][0], expected[-2][0]
                 ranged = self.engine.query(path, low, high)
