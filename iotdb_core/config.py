@@ -172,6 +172,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("rest_service_port", 18080, _PORT, "a port number 0-65535", "port the REST API binds"),
     Option("rest_query_default_row_size_limit", 10000, integer(1), "a positive integer",
            "most rows one REST query returns"),
+    Option("rest_max_request_size", 16 * _MIB, integer(1024, 2**31 - 1), "bytes, 1024-2147483647",
+           "largest accepted REST request body; larger ones are answered with HTTP 413"),
 )
 
 

@@ -102,6 +102,8 @@ def coerce(value: object, column: TSDataType) -> bool | int | float | str:
     """
     if column is TSDataType.TEXT:
         if isinstance(value, str):
+            if not is_storable_text(value):
+                raise ValueTypeError("text holds an unpaired surrogate, which is not valid Unicode")
             return value
         raise ValueTypeError(f"expected TEXT, got {_describe(value)}")
     if column is TSDataType.BOOLEAN:
@@ -128,6 +130,17 @@ def coerce(value: object, column: TSDataType) -> bool | int | float | str:
         return float(value)
     except OverflowError:
         raise ValueTypeError(f"{value} is out of the DOUBLE range") from None
+
+
+def is_storable_text(value: str) -> bool:
+    """True when ``value`` encodes as UTF-8 (JSON's ``"\\udc00"`` escapes can produce lone surrogates)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _describe(value: object) -> str:

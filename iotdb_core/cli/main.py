@@ -9,10 +9,22 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from iotdb_core import __version__
-from iotdb_core.cli import config_cmd, deadletter_cmd, formatters_cmd, plugins_cmd, user_cmd
+from iotdb_core.cli import (
+    config_cmd,
+    deadletter_cmd,
+    export_cmd,
+    formatters_cmd,
+    import_cmd,
+    plugins_cmd,
+    query_cmd,
+    sql_cmd,
+    user_cmd,
+)
 from iotdb_core.errors import IoTDBError
 
-CORE_SUBCOMMANDS = (formatters_cmd, plugins_cmd, config_cmd, user_cmd, deadletter_cmd)
+CORE_SUBCOMMANDS = (
+    formatters_cmd, plugins_cmd, config_cmd, user_cmd, deadletter_cmd, query_cmd, sql_cmd, export_cmd, import_cmd,
+)
 #: Entry-point group through which other packages (the MQTT service's ``serve``) add subcommands:
 #: each entry point is a module with ``register(subparsers)``.
 COMMAND_GROUP = "iotdb.commands"

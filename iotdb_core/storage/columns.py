@@ -29,6 +29,7 @@ from iotdb_core.datatypes import (
     ValueTypeError,
     accepts,
     coerce,
+    is_storable_text,
 )
 
 Values = np.ndarray | Sequence[Any]
@@ -208,6 +209,8 @@ def _fast_list(present: list[Any], kinds: set[type], column: TSDataType) -> np.n
         if column is TSDataType.BOOLEAN and kinds <= {bool, np.bool_}:
             return np.array(present, dtype=np.bool_)
         if column is TSDataType.TEXT and kinds <= {str}:
+            if not all(map(is_storable_text, present)):
+                return None
             return to_array(present, column)
     except (OverflowError, ValueError, TypeError):
         return None

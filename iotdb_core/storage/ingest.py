@@ -148,7 +148,7 @@ class Ingest:
                     data_type = schema.data_type
                     if declared is None and (
                         (data_type is _DOUBLE and type(raw) is float)
-                        or (data_type is _TEXT and type(raw) is str)
+                        or (data_type is _TEXT and type(raw) is str and raw.isascii())
                         or (data_type is _BOOLEAN and type(raw) is bool)
                     ):
                         value = raw  # already what coercion would return

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 _LISTENING = re.compile(r"serving MQTT on ([\d.]+):(\d+)")
+_WITHOUT_MQTT = re.compile(r"running without MQTT")
+_REST_LISTENING = re.compile(r"serving REST on ([\w.:-]+):(\d+)")
 
 
 class ServerProcess:
@@ -20,7 +22,9 @@ class ServerProcess:
 
     ``properties`` are written to ``<directory>/iotdb-system.properties``; ``mqtt_port`` defaults to
     0 so the operating system picks a free port, which is read back from the startup log line.
-    Output is collected in :attr:`output` (stdout and stderr interleaved).
+    With ``enable_rest_service=true`` the REST port (``rest_service_port`` also defaults to 0 here) is read
+    back the same way into :attr:`rest_port` (:attr:`rest_url` is its base URL), and :meth:`start` waits for
+    both services. Output is collected in :attr:`output` (stdout and stderr interleaved).
     """
 
     def __init__(self, directory: Path, properties: Mapping[str, object] | None = None,
@@ -29,12 +33,19 @@ class ServerProcess:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.directory / "data"
         self.config_path = self.directory / "iotdb-system.properties"
-        settings: dict[str, object] = {"mqtt_host": "127.0.0.1", "mqtt_port": 0, "data_dir": self.data_dir}
+        settings: dict[str, object] = {
+            "mqtt_host": "127.0.0.1", "mqtt_port": 0, "data_dir": self.data_dir,
+            "rest_service_host": "127.0.0.1", "rest_service_port": 0,
+        }
         settings.update(properties or {})
         self.config_path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         self.env = {**os.environ, **(env or {})}
+        enabled = self.env.get("IOTDB_ENABLE_REST_SERVICE", str(settings.get("enable_rest_service", "false")))
+        self.rest_enabled = enabled.strip().lower() == "true"
         self.host = "127.0.0.1"
         self.port = 0
+        self.rest_host = "127.0.0.1"
+        self.rest_port = 0
         self.process: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._lock = threading.Lock()
@@ -54,15 +65,24 @@ class ServerProcess:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=self.env,
         )
         listening = threading.Event()
-        threading.Thread(target=self._pump, args=(self.process, listening), daemon=True).start()
+        rest_listening = threading.Event()
+        if not self.rest_enabled:
+            rest_listening.set()
+        threading.Thread(target=self._pump, args=(self.process, listening, rest_listening), daemon=True).start()
         deadline = time.monotonic() + timeout
-        while not listening.wait(0.05):
+        while not (listening.wait(0.05) and rest_listening.is_set()):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"iotdb serve did not start:\n{self.output}")
         return self
 
-    def _pump(self, process: subprocess.Popen[str], listening: threading.Event) -> None:
+    @property
+    def rest_url(self) -> str:
+        """Base URL of the REST service, e.g. ``http://127.0.0.1:18080``."""
+        return f"http://{self.rest_host}:{self.rest_port}"
+
+    def _pump(self, process: subprocess.Popen[str], listening: threading.Event,
+              rest_listening: threading.Event) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             with self._lock:
@@ -71,6 +91,12 @@ class ServerProcess:
             if match:
                 self.host, self.port = match.group(1), int(match.group(2))
                 listening.set()
+            elif _WITHOUT_MQTT.search(line):
+                listening.set()
+            rest = _REST_LISTENING.search(line)
+            if rest:
+                self.rest_host, self.rest_port = rest.group(1), int(rest.group(2))
+                rest_listening.set()
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         """Send ``signum`` and wait for the exit code."""

@@ -301,3 +301,16 @@ def test_after_write_only_hook_sees_tablet_rows(tmp_path: Path) -> None:
     with Engine.open(tmp_path, default_settings(), manager) as engine:
         engine.insert_tablet("root.sg.d", np.array([1, 2]), ["s"], [np.array([1.5, 2.5])])
     assert seen == [Row("root.sg.d", 1, ("s",), (1.5,), None), Row("root.sg.d", 2, ("s",), (2.5,), None)]
+
+
+def test_text_with_an_unpaired_surrogate_is_rejected_and_the_rest_written(tmp_path: Path) -> None:
+    with Engine.open(tmp_path / "data") as engine:
+        result = engine.insert_record("root.sg.d1", 1, ["bad", "ok", "accent"], ["\udc00", "fine", "héllo"])
+        assert [(failure.measurement, failure.reason) for failure in result.failures] == [
+            ("bad", "text holds an unpaired surrogate, which is not valid Unicode")
+        ]
+        assert engine.query("root.sg.d1.ok").values.tolist() == ["fine"]
+        assert engine.query("root.sg.d1.accent").values.tolist() == ["héllo"]
+        tablet = engine.insert_tablet("root.sg.d2", [1, 2], ["t"], [["a", "\ud800"]])
+        assert [failure.timestamp for failure in tablet.failures] == [2]
+        assert engine.query("root.sg.d2.t").values.tolist() == ["a"]

@@ -1,0 +1,229 @@
+"""``iotdb export``: series to CSV in IoTDB's export-csv layout, or to new TsFiles.
+
+CSV (IoTDB's ``export-csv`` layout, aligned by time)::
+
+    Time,root.sg.d1.s1,root.sg.d1.s2
+    2024-01-01T00:00:00.000+01:00,1.5,true
+
+Times are ISO 8601 in the local zone (``--time-format iso``, the default) or integers in the database's
+timestamp precision (``--time-format epoch``); a null is an empty cell; ``--data-type`` annotates each column
+with its type (``root.sg.d1.s1(DOUBLE)``), which ``iotdb import`` uses. Rows are read page by page
+(``SELECT * FROM <patterns> WHERE time > <last> LIMIT <page>``), so memory stays bounded.
+
+``--tsfile DIR`` writes new TsFiles holding exactly the selected series (with their encodings and compressors
+where the TsFile writer supports them), named like IoTDB's (``<ms>-<n>-0-0.tsfile``) so ``load`` accepts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from iotdb_core.cli.connection import MAX_ROW_LIMIT, Backend, CliError, SeriesInfo, add_connection_arguments, connect
+from iotdb_core.cli.output import TimeFormatter, write_csv
+from iotdb_core.cli.query_cmd import clean_statement, quiet_logging
+from iotdb_core.datatypes import DEFAULT_COMPRESSOR, DEFAULT_ENCODING, Compressor, TSDataType, TSEncoding
+
+DEFAULT_PAGE = 100_000
+DEFAULT_FILE_POINTS = 10_000_000
+
+
+def register(subparsers: Any) -> None:
+    """Add the subcommand."""
+    parser = subparsers.add_parser(
+        "export", help="export series to CSV (IoTDB export-csv layout) or to TsFiles",
+        description="Export the series matching PATTERN (default root.**) as CSV aligned by time, with a "
+        "header 'Time,root.sg.d1.s1,...', to --output or standard output; or, with --tsfile DIR, as new "
+        "TsFiles holding exactly those series.",
+    )
+    parser.add_argument("patterns", nargs="*", metavar="PATTERN", help="series path patterns (default root.**)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="CSV file to write (default: standard output)")
+    parser.add_argument("--query", metavar="SQL", help="export the result of this SELECT instead of PATTERNs")
+    parser.add_argument("--time-format", choices=("iso", "epoch"), default="iso",
+                        help="ISO 8601 in the local zone (default) or integer timestamps")
+    parser.add_argument("--data-type", action="store_true",
+                        help="annotate header columns with their type: root.sg.d1.s1(DOUBLE)")
+    parser.add_argument("--tsfile", metavar="DIR", help="write TsFiles of the selected series into DIR")
+    parser.add_argument("--page-size", type=int, default=DEFAULT_PAGE, metavar="ROWS",
+                        help=f"rows read per request (default {DEFAULT_PAGE})")
+    parser.add_argument("--points-per-file", type=int, default=DEFAULT_FILE_POINTS, metavar="N",
+                        help=f"with --tsfile: start a new file after about N points (default {DEFAULT_FILE_POINTS})")
+    add_connection_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def progress(unit: str, total: int | None = None) -> Any:
+    """A tqdm bar on standard error, shown only on a terminal and only for runs longer than a second."""
+    from tqdm import tqdm  # noqa: PLC0415 - only the long-running commands need it
+
+    return tqdm(total=total, unit=unit, unit_scale=True, file=sys.stderr, disable=not sys.stderr.isatty(),
+                delay=1.0, leave=False)
+
+
+def _annotated(names: list[str], types: dict[str, TSDataType]) -> list[str]:
+    return [f"{name}({types[name].value})" if name in types else name for name in names]
+
+
+def _pages(backend: Backend, patterns: list[str], page: int) -> Iterator[Any]:
+    """Results of ``SELECT * FROM patterns`` page by page, in time order."""
+    source = ", ".join(patterns)
+    after: int | None = None
+    while True:
+        where = "" if after is None else f" WHERE time > {after}"
+        result = backend.query(f"SELECT * FROM {source}{where} LIMIT {page}", page)
+        yield result
+        if len(result) < page or not result.timestamps:
+            return
+        after = result.timestamps[-1]
+
+
+def export_csv(backend: Backend, args: argparse.Namespace, patterns: list[str], out: TextIO) -> tuple[int, int]:
+    """Write the CSV; returns (rows, columns)."""
+    formatter = TimeFormatter(backend.precision, args.time_format)
+    if args.query:
+        sql = clean_statement(args.query)
+        result = backend.query(sql, MAX_ROW_LIMIT)
+        types = {s.path: s.data_type for s in backend.series(["root.**"])} if args.data_type else {}
+        formatter = TimeFormatter(backend.precision, args.time_format)  # the precision is known now
+        names = _annotated(result.names, types)
+        header = (["Time"] if result.has_time else []) + names
+        return write_csv(out, header, result.rows(formatter)), len(result.names)
+    types = {s.path: s.data_type for s in backend.series(patterns)} if args.data_type else {}
+    rows = 0
+    header: list[str] | None = None
+    names: list[str] = []
+    with progress(" rows") as bar:
+        for result in _pages(backend, patterns, args.page_size):
+            formatter = TimeFormatter(backend.precision, args.time_format)
+            if header is None:
+                names = result.names
+                header = ["Time", *_annotated(names, types)]
+                write_csv(out, header, [])
+            if result.names != names:  # series created while exporting: keep the first page's columns
+                index = {name: position for position, name in enumerate(result.names)}
+                result.columns = [
+                    result.columns[index[name]] if name in index else [None] * len(result) for name in names
+                ]
+                result.names = names
+            written = write_csv(out, None, result.rows(formatter))
+            rows += written
+            bar.update(written)
+    if header is None:  # pragma: no cover - the first page always arrives
+        write_csv(out, ["Time"], [])
+    return rows, len(names)
+
+
+def _encoding(info: SeriesInfo) -> tuple[TSEncoding, Compressor]:
+    from iotdb_core.storage.tsfile_io import check_encoding  # noqa: PLC0415 - tsfile only for --tsfile
+
+    try:
+        encoding = TSEncoding(info.encoding)
+        check_encoding(info.data_type, encoding)
+    except ValueError:
+        encoding = DEFAULT_ENCODING[info.data_type]
+    try:
+        compressor = Compressor(info.compressor)
+    except ValueError:
+        compressor = DEFAULT_COMPRESSOR
+    return encoding, compressor
+
+
+def export_tsfiles(backend: Backend, args: argparse.Namespace, patterns: list[str]) -> tuple[int, int, int]:
+    """Write TsFiles of the selected series; returns (files, series, points)."""
+    from iotdb_core.storage.tsfile_io import SeriesData, write_tsfile  # noqa: PLC0415
+
+    directory = Path(args.tsfile)
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = int(time.time() * 1000)
+    batch: list[Any] = []
+    pending = 0
+    files = points = exported = 0
+
+    def flush() -> None:
+        nonlocal batch, pending, files
+        if not batch:
+            return
+        files += 1
+        path = directory / f"{stamp}-{files}-0-0.tsfile"
+        try:
+            write_tsfile(path, batch)
+        except (OSError, ValueError, TypeError) as exc:
+            raise CliError(f"writing {path}: {exc}") from None
+        batch, pending = [], 0
+
+    selected = backend.series(patterns)
+    page = backend.page_size and args.page_size
+    with progress(" points") as bar:
+        for info in selected:
+            stamps_parts, value_parts = [], []
+            after: int | None = None
+            while True:
+                stamps, values = backend.read_series(info, after, page)
+                if len(stamps):
+                    stamps_parts.append(stamps)
+                    value_parts.append(values)
+                    bar.update(len(stamps))
+                if page is None or len(stamps) < page:
+                    break
+                after = int(stamps[-1])
+            if not stamps_parts:
+                continue
+            stamps, values = _concat(stamps_parts, value_parts)
+            encoding, compressor = _encoding(info)
+            batch.append(SeriesData(info.device, info.measurement, info.data_type, encoding, compressor,
+                                    stamps, values))
+            pending += len(stamps)
+            points += len(stamps)
+            exported += 1
+            if pending >= args.points_per_file:
+                flush()
+        flush()
+    return files, exported, points
+
+
+def _concat(stamps_parts: list[Any], value_parts: list[Any]) -> tuple[Any, Any]:
+    import numpy as np  # noqa: PLC0415
+
+    if len(stamps_parts) == 1:
+        return stamps_parts[0], value_parts[0]
+    stamps = np.concatenate(stamps_parts)
+    if isinstance(value_parts[0], list):
+        return stamps, [value for part in value_parts for value in part]
+    return stamps, np.concatenate(value_parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export."""
+    quiet_logging(args)
+    if args.page_size <= 0 or args.points_per_file <= 0:
+        raise CliError("--page-size and --points-per-file must be positive")
+    patterns = args.patterns or ["root.**"]
+    if args.query and args.patterns:
+        raise CliError("give either PATTERNs or --query, not both")
+    if args.query and args.tsfile:
+        raise CliError("--tsfile exports PATTERNs, not --query results")
+    with connect(args) as backend:
+        backend.check()
+        if args.tsfile:
+            files, series, points = export_tsfiles(backend, args, patterns)
+            print(f"exported {points} points of {series} series into {files} TsFile(s) in {args.tsfile}",
+                  file=sys.stderr)
+        if args.tsfile and not args.output:
+            return 0
+        with contextlib.ExitStack() as stack:
+            if args.output and args.output != "-":
+                try:
+                    out: TextIO = stack.enter_context(open(args.output, "w", encoding="utf-8", newline=""))
+                except OSError as exc:
+                    raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+            else:
+                out = sys.stdout
+            rows, columns = export_csv(backend, args, patterns, out)
+        if args.output and args.output != "-":
+            print(f"exported {rows} rows of {columns} column(s) to {args.output}", file=sys.stderr)
+    return 0

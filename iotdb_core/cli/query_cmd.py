@@ -1,0 +1,101 @@
+"""``iotdb query "SQL"``: run one statement against a server or a data directory and print its result."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+import ujson
+
+from iotdb_core.cli.connection import Backend, add_connection_arguments, connect
+from iotdb_core.cli.output import Result, TimeFormatter, boxed_table, write_csv, write_json
+
+FORMATS = ("table", "csv", "json")
+SUCCESS_MESSAGE = "Msg: The statement is executed successfully."
+
+
+def register(subparsers: Any) -> None:
+    """Add the subcommand."""
+    parser = subparsers.add_parser(
+        "query", help="run one SQL statement and print its result",
+        description="Run one statement through a running server's REST API (--url) or directly on a data "
+        "directory no server holds (--data-dir), and print the result as an IoTDB CLI table, CSV or JSON. "
+        "A statement error prints one line and exits 2.",
+    )
+    parser.add_argument("sql", metavar="SQL", help="the statement, e.g. \"SELECT * FROM root.sg.**\"")
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    add_output_arguments(parser)
+    add_connection_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--time-format`` and ``--max-rows``, shared with ``iotdb sql``."""
+    parser.add_argument(
+        "--time-format", choices=("iso", "epoch"),
+        help="times as ISO 8601 in the local zone or as integers (default: iso, epoch for --format json)",
+    )
+    parser.add_argument(
+        "--max-rows", type=int, metavar="N",
+        help="refuse results of more rows (default: the server's rest_query_default_row_size_limit; "
+        "no limit with --data-dir)",
+    )
+
+
+def quiet_logging(args: argparse.Namespace) -> None:
+    """Keep the engine's and plugins' INFO lines out of command output unless ``-v``."""
+    if not getattr(args, "verbose", False):
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+def clean_statement(sql: str) -> str:
+    """A statement without surrounding blanks and trailing semicolons."""
+    return sql.strip().rstrip(";").strip()
+
+
+def print_table(result: Result | None, elapsed: float, formatter: TimeFormatter, out: TextIO) -> None:
+    """IoTDB CLI output: the table, ``Total line number = N`` and ``It costs X s``."""
+    if result is None:
+        out.write(SUCCESS_MESSAGE + "\n")
+    elif len(result) == 0:
+        out.write(boxed_table(result.header, []) + "\nEmpty set.\n")
+    else:
+        out.write(boxed_table(result.header, list(result.rows(formatter))) + "\n")
+        out.write(f"Total line number = {len(result)}\n")
+    out.write(f"It costs {elapsed:.3f}s\n")
+
+
+def print_result(result: Result | None, fmt: str, formatter: TimeFormatter, out: TextIO, elapsed: float) -> None:
+    """Print a statement's outcome in ``fmt``."""
+    if fmt == "table":
+        print_table(result, elapsed, formatter, out)
+    elif result is None:
+        if fmt == "json":
+            out.write(ujson.dumps({"code": 200, "message": "SUCCESS_STATUS"}) + "\n")
+    elif fmt == "csv":
+        write_csv(out, result.header, result.rows(formatter))
+    else:
+        write_json(out, result.header, result.rows(formatter))
+
+
+def time_formatter(args: argparse.Namespace, backend: Backend, fmt: str) -> TimeFormatter:
+    style = args.time_format or ("epoch" if fmt == "json" else "iso")
+    return TimeFormatter(backend.precision, style)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the statement and print its result."""
+    quiet_logging(args)
+    sql = clean_statement(args.sql)
+    if not sql:
+        print("iotdb query: error: the statement is empty", file=sys.stderr)
+        return 2
+    with connect(args) as backend:
+        started = time.perf_counter()
+        result = backend.execute(sql, args.max_rows)
+        elapsed = time.perf_counter() - started
+        print_result(result, args.format, time_formatter(args, backend, args.format), sys.stdout, elapsed)
+    return 0

@@ -1,0 +1,403 @@
+"""The REST service: IoTDB's REST API v2 on aiohttp, in the event loop of ``iotdb serve``.
+
+Routes (see ``docs/rest.md``)::
+
+    GET  /ping                   no authentication
+    POST /rest/v2/query          {"sql", "row_limit"?}  -> column-major result
+    POST /rest/v2/nonQuery       {"sql"}                -> status
+    POST /rest/v2/insertTablet   {"device", "timestamps", "measurements", "data_types", "values", "is_aligned"?}
+    POST /rest/v2/insertRecords  {"devices", "timestamps", "measurements_list", "data_types_list", "values_list"}
+    GET  /metrics                Prometheus text
+
+Status conventions follow IoTDB's REST service: statement errors are HTTP 200 with IoTDB's code in the body
+(``{"code": 700, "message": ...}``); authentication failures are HTTP 401 (codes 600, 603). Bodies that are not
+valid JSON or lack fields are HTTP 400 (codes 700, 701), bodies over ``rest_max_request_size`` HTTP 413, and an
+unexpected failure HTTP 500 (code 305) with the traceback only in the server log. Parsing, execution and
+JSON encoding run on a thread pool, so the loop (shared with the MQTT service) never blocks on the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from iotdb_core.auth import UserStore
+from iotdb_core.config import Settings
+from iotdb_core.errors import IoTDBError
+from iotdb_core.metrics import ServiceCounters
+from iotdb_core.paths import PathError
+from iotdb_core.query import QueryError, RowLimitExceededError, ast, execute, parse
+from iotdb_core.query.errors import (
+    ILLEGAL_PATH,
+    METADATA_ERROR,
+    STORAGE_ENGINE_ERROR,
+    WRITE_PROCESS_REJECT,
+)
+from iotdb_core.rest import metrics
+from iotdb_core.rest.auth import Authenticator, AuthFailure
+from iotdb_core.rest.convert import SUCCESS_STATUS, dumps, result_body, status_body
+from iotdb_core.rest.payloads import (
+    RecordsRequest,
+    RequestError,
+    TabletRequest,
+    parse_json,
+    query_request,
+    records_request,
+    sql_request,
+    tablet_request,
+)
+from iotdb_core.storage.errors import SchemaError, StorageError, WriteRejectedError
+from iotdb_core.storage.results import WriteResult
+
+__all__ = [
+    "EXECUTE_STATEMENT_ERROR",
+    "INTERNAL_SERVER_ERROR",
+    "PRECISION_HEADER",
+    "QUERY_ROW_LIMIT_ERROR",
+    "REQUEST_TOO_LARGE",
+    "RestServer",
+    "RestService",
+]
+
+log = logging.getLogger("iotdb.rest")
+
+#: Code of a query whose result has more rows than its ``row_limit``: IoTDB REST answers QUERY_PROCESS_ERROR.
+QUERY_ROW_LIMIT_ERROR = 708
+#: A query sent to ``nonQuery`` or a write sent to ``query`` (IoTDB's EXECUTE_STATEMENT_ERROR).
+EXECUTE_STATEMENT_ERROR = 301
+#: An unexpected server-side failure (IoTDB's INTERNAL_SERVER_ERROR); the details are in the server log.
+INTERNAL_SERVER_ERROR = 305
+#: Body code of an HTTP 413 answer (no IoTDB code exists for it; the HTTP status is reused).
+REQUEST_TOO_LARGE = 413
+#: Response header telling clients the unit of timestamps (``ms``, ``us`` or ``ns``).
+PRECISION_HEADER = "X-IoTDB-Timestamp-Precision"
+#: Bodies at least this large are parsed on the thread pool instead of the event loop.
+_PARSE_OFF_LOOP = 256 * 1024
+#: Failed points listed in an insert's error body.
+_FAILURES_SHOWN = 100
+
+_QUERY_STATEMENTS = (
+    ast.Select,
+    ast.ShowDatabases,
+    ast.ShowDevices,
+    ast.ShowTimeseries,
+    ast.CountTimeseries,
+    ast.CountDevices,
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An encoded response: HTTP status, JSON bytes, whether it reports success, rows returned."""
+
+    status: int
+    body: bytes
+    ok: bool = True
+    rows: int = 0
+
+
+def _status(code: int, message: str, http_status: int = 200, **extra: Any) -> Reply:
+    return Reply(http_status, dumps({**status_body(code, message), **extra}), ok=code == SUCCESS_STATUS)
+
+
+_SUCCESS = _status(SUCCESS_STATUS, "SUCCESS_STATUS")
+
+
+def _write_error(exc: Exception) -> Reply:
+    """An engine exception during an insert as a status body."""
+    if isinstance(exc, WriteRejectedError):
+        return _status(WRITE_PROCESS_REJECT, str(exc))
+    if isinstance(exc, SchemaError):
+        return _status(METADATA_ERROR, str(exc))
+    if isinstance(exc, PathError):
+        return _status(ILLEGAL_PATH, str(exc))
+    if isinstance(exc, (StorageError, IoTDBError)):
+        return _status(STORAGE_ENGINE_ERROR, str(exc))
+    raise exc
+
+
+def _write_reply(result: WriteResult, what: str) -> Reply:
+    """Success, or code 507 listing the points the engine did not write (the others are written)."""
+    if not result.failures:
+        return _SUCCESS
+    failures = result.failures
+    first = failures[0]
+    message = (
+        f"{what}: {len(failures)} value(s) not written ({result.points_written} written); "
+        f"first: {first.device}.{first.measurement} at {first.timestamp}: {first.reason}"
+    )
+    listed = [
+        {"device": f.device, "measurement": f.measurement, "timestamp": f.timestamp, "reason": f.reason}
+        for f in failures[:_FAILURES_SHOWN]
+    ]
+    return _status(METADATA_ERROR, message, failed_points=listed)
+
+
+class RestService:
+    """The REST endpoints over one engine, user store and counter set (those of the MQTT service)."""
+
+    def __init__(
+        self,
+        engine: Any,
+        settings: Settings,
+        users: UserStore,
+        counters: ServiceCounters,
+        executor: Executor | None = None,
+        auth_executor: Executor | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.counters = counters
+        self.default_limit = int(settings.rest_query_default_row_size_limit)
+        self.max_request_size = int(settings.rest_max_request_size)
+        self.precision = str(settings.timestamp_precision)
+        self._own_executors: list[ThreadPoolExecutor] = []
+        if executor is None:
+            executor = ThreadPoolExecutor(4, thread_name_prefix="iotdb-rest")
+            self._own_executors.append(executor)
+        if auth_executor is None:
+            auth_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-rest-auth")
+            self._own_executors.append(auth_executor)
+        self.executor = executor
+        self.authenticator = Authenticator(users, auth_executor)
+
+    # ------------------------------------------------------------------------------------- application
+
+    def app(self) -> web.Application:
+        """The aiohttp application with every route and the error and authentication middlewares."""
+        application = web.Application(
+            middlewares=[self._errors_middleware, self._auth_middleware], client_max_size=self.max_request_size
+        )
+        application.router.add_get("/ping", self.ping)
+        application.router.add_post("/rest/v2/query", self.query)
+        application.router.add_post("/rest/v2/nonQuery", self.non_query)
+        application.router.add_post("/rest/v2/insertTablet", self.insert_tablet)
+        application.router.add_post("/rest/v2/insertRecords", self.insert_records)
+        application.router.add_get("/metrics", self.metrics)
+        return application
+
+    def close(self) -> None:
+        """Stop the executors this service created, after their running calls finish."""
+        for executor in self._own_executors:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with contextlib.suppress(KeyError):  # a counter set built without the REST counters
+            self.counters.add(name, amount)
+
+    def _response(self, reply: Reply) -> web.Response:
+        if not reply.ok:
+            self._count("rest_requests_failed")
+        response = web.Response(body=reply.body, status=reply.status, content_type="application/json")
+        response.headers[PRECISION_HEADER] = self.precision
+        return response
+
+    # ------------------------------------------------------------------------------------- middlewares
+
+    @web.middleware
+    async def _errors_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        self._count("rest_requests_total")
+        try:
+            return await handler(request)
+        except RequestError as exc:
+            return self._response(_status(exc.code, exc.message, 400))
+        except AuthFailure as exc:
+            self._count("rest_auth_failures")
+            response = self._response(_status(exc.code, exc.message, 401))
+            response.headers["WWW-Authenticate"] = 'Basic realm="iotdb", charset="UTF-8"'
+            return response
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large()
+        except web.HTTPException as exc:
+            if exc.status < 400:  # pragma: no cover - no route redirects
+                raise
+            message = f"{exc.reason}: {request.method} {request.path}"
+            if isinstance(exc, web.HTTPMethodNotAllowed):
+                message += f" (allowed: {', '.join(sorted(exc.allowed_methods))})"
+            return self._response(_status(exc.status, message, exc.status))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("REST %s %s failed", request.method, request.path)
+            return self._response(
+                _status(INTERNAL_SERVER_ERROR, "INTERNAL_SERVER_ERROR: the request failed; see the server log", 500)
+            )
+
+    @web.middleware
+    async def _auth_middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if request.path != "/ping":
+            request["user"] = await self.authenticator.authenticate(request.headers.get("Authorization"))
+        return await handler(request)
+
+    def _too_large(self) -> web.Response:
+        message = f"the request body is larger than rest_max_request_size ({self.max_request_size} bytes)"
+        return self._response(_status(REQUEST_TOO_LARGE, message, 413))
+
+    async def _json(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > self.max_request_size:
+            raise web.HTTPRequestEntityTooLarge(max_size=self.max_request_size, actual_size=request.content_length)
+        body = await request.read()
+        if len(body) >= _PARSE_OFF_LOOP:
+            return await self._off_loop(parse_json, body)
+        return parse_json(body)
+
+    async def _off_loop(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    # ------------------------------------------------------------------------------------------- routes
+
+    async def ping(self, _request: web.Request) -> web.Response:
+        """``GET /ping``: liveness, no authentication."""
+        return self._response(_SUCCESS)
+
+    async def query(self, request: web.Request) -> web.Response:
+        """``POST /rest/v2/query``."""
+        sql, limit = query_request(await self._json(request), self.default_limit)
+        reply: Reply = await self._off_loop(self._run_query, sql, limit)
+        self._count("rest_rows_returned", reply.rows)
+        return self._response(reply)
+
+    async def non_query(self, request: web.Request) -> web.Response:
+        """``POST /rest/v2/nonQuery``."""
+        sql = sql_request(await self._json(request))
+        return self._response(await self._off_loop(self._run_non_query, sql))
+
+    async def insert_tablet(self, request: web.Request) -> web.Response:
+        """``POST /rest/v2/insertTablet``."""
+        data = await self._json(request)
+        tablet: TabletRequest = await self._off_loop(tablet_request, data)
+        return self._response(await self._off_loop(self._insert_tablet, tablet))
+
+    async def insert_records(self, request: web.Request) -> web.Response:
+        """``POST /rest/v2/insertRecords``."""
+        data = await self._json(request)
+        records: RecordsRequest = await self._off_loop(records_request, data)
+        return self._response(await self._off_loop(self._insert_records, records))
+
+    async def metrics(self, _request: web.Request) -> web.Response:
+        """``GET /metrics``: Prometheus text."""
+        response = web.Response(text=metrics.render(self.counters))
+        response.headers["Content-Type"] = metrics.CONTENT_TYPE
+        return response
+
+    # ------------------------------------------------------------------------- work on the thread pool
+
+    def _run_query(self, sql: str, limit: int) -> Reply:
+        try:
+            statement = parse(sql)
+            if not isinstance(statement, _QUERY_STATEMENTS):
+                return _status(
+                    EXECUTE_STATEMENT_ERROR,
+                    "EXECUTE_STATEMENT_ERROR: /rest/v2/query runs SELECT, SHOW and COUNT statements; "
+                    "send other statements to /rest/v2/nonQuery",
+                )
+            result = execute(self.engine, statement, settings=self.settings, row_limit=limit)
+        except RowLimitExceededError as exc:
+            return _status(QUERY_ROW_LIMIT_ERROR, exc.message)
+        except QueryError as exc:
+            return _status(exc.code, exc.message)
+        return Reply(200, dumps(result_body(statement, result)), rows=len(result))  # type: ignore[arg-type]
+
+    def _run_non_query(self, sql: str) -> Reply:
+        try:
+            statement = parse(sql)
+            if isinstance(statement, _QUERY_STATEMENTS):
+                return _status(
+                    EXECUTE_STATEMENT_ERROR,
+                    "EXECUTE_STATEMENT_ERROR: /rest/v2/nonQuery does not run queries; send SELECT, SHOW and COUNT "
+                    "statements to /rest/v2/query",
+                )
+            outcome = execute(self.engine, statement, settings=self.settings)
+        except QueryError as exc:
+            return _status(exc.code, exc.message)
+        if getattr(outcome, "statement", None) == "INSERT" and outcome.count:
+            self._count("rest_points_written", outcome.count)
+        return _SUCCESS
+
+    def _insert_tablet(self, tablet: TabletRequest) -> Reply:
+        try:
+            result = self.engine.insert_tablet(
+                tablet.device, tablet.timestamps, tablet.measurements, tablet.values, tablet.data_types
+            )
+        except Exception as exc:
+            return _write_error(exc)
+        self._count("rest_points_written", result.points_written)
+        return _write_reply(result, f"insertTablet {tablet.device}")
+
+    def _insert_records(self, records: RecordsRequest) -> Reply:
+        try:
+            result = self.engine.insert_records(
+                records.devices,
+                records.timestamps,
+                records.measurements_list,
+                records.values_list,
+                records.data_types_list,
+            )
+        except Exception as exc:
+            return _write_error(exc)
+        self._count("rest_points_written", result.points_written)
+        return _write_reply(result, "insertRecords")
+
+
+class RestServer:
+    """The REST service bound to ``rest_service_host``:``rest_service_port`` (``0`` picks a free port)."""
+
+    def __init__(
+        self,
+        engine: Any,
+        settings: Settings,
+        users: UserStore,
+        counters: ServiceCounters,
+        *,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        self.settings = settings
+        self.service = RestService(engine, settings, users, counters)
+        self.shutdown_timeout = shutdown_timeout
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Bind and serve; a port in use is an :class:`IoTDBError` with one clear line."""
+        host, port = self.settings.rest_service_host, int(self.settings.rest_service_port)
+        runner = web.AppRunner(
+            self.service.app(), handle_signals=False, access_log=None, shutdown_timeout=self.shutdown_timeout
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            self.service.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise IoTDBError(
+                    f"cannot serve REST on {host}:{port}: the port is in use (set rest_service_port to another port)"
+                ) from None
+            raise IoTDBError(f"cannot serve REST on {host}:{port}: {exc.strerror or exc}") from None
+        self._runner = runner
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound host and port (the real port when ``rest_service_port=0``)."""
+        assert self._runner is not None
+        host, port = self._runner.addresses[0][:2]
+        return host, port
+
+    async def stop(self) -> None:
+        """Stop accepting, let running requests finish (up to ``shutdown_timeout``), stop the thread pools."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await asyncio.get_running_loop().run_in_executor(None, self.service.close)
