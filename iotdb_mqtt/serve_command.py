@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from iotdb_core.bootstrap import configure
+from iotdb_core.cli.arguments import add_location_arguments, data_dir_override
 from iotdb_mqtt.service import run_service
 
 
@@ -17,14 +18,12 @@ def register(subparsers: Any) -> None:
         description="Open the data directory and run the MQTT service until SIGINT or SIGTERM, which finish "
         "in-flight publishes, flush and exit 0. Without --config the embedded defaults apply.",
     )
-    parser.add_argument("--config", metavar="PATH", help="properties file, or a conf directory holding one")
-    parser.add_argument("--data-dir", metavar="DIR", help="data directory (overrides data_dir)")
+    add_location_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until stopped."""
-    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
-    runtime = configure(args.config, overrides=overrides)
+    runtime = configure(args.config, overrides=data_dir_override(args))
     asyncio.run(run_service(runtime))
     return 0

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from iotdb_core.bootstrap import configure, plugin_options
+from iotdb_core.cli.arguments import add_location_arguments
 from iotdb_core.cli.table import format_table
 from iotdb_core.config import CORE_OPTIONS, render_properties
 from iotdb_core.formatter_loader import formatter_options, installed_formatters
@@ -19,7 +20,7 @@ def register(subparsers: Any) -> None:
         description="Validate the configuration and show each key's value and where it came from. "
         "With --defaults, print a properties file listing every key with its default and meaning.",
     )
-    parser.add_argument("--config", metavar="PATH", help="properties file, or a conf directory holding one")
+    add_location_arguments(parser, data_dir=False)
     parser.add_argument("--defaults", action="store_true", help="print every key with its default and meaning")
     parser.set_defaults(handler=run)
 

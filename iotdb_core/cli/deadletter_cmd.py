@@ -8,8 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from iotdb_core.cli.arguments import add_location_arguments, settings_from
 from iotdb_core.cli.table import format_table
-from iotdb_core.config import load_settings, resolve_config_path
 from iotdb_core.deadletter import DeadLetterLog
 
 
@@ -20,8 +20,7 @@ def register(subparsers: Any) -> None:
         description="Show the payloads the service could not store (bad format, bad path, value of the wrong "
         "type), with time, client, topic and reason, oldest first.",
     )
-    parser.add_argument("--config", metavar="PATH", help="properties file, or a conf directory holding one")
-    parser.add_argument("--data-dir", metavar="DIR", help="data directory (overrides data_dir)")
+    add_location_arguments(parser)
     parser.add_argument("--tail", type=int, metavar="N", help="show only the newest N records")
     parser.add_argument("--json", action="store_true", help="one JSON object per line, payload included")
     parser.set_defaults(handler=run)
@@ -29,8 +28,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the kept records."""
-    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
-    settings = load_settings(resolve_config_path(args.config), overrides=overrides)
+    settings = settings_from(args)
     log = DeadLetterLog(Path(settings.data_dir), settings.mqtt_dead_letter_max_bytes)
     letters = list(log.read())
     if args.tail is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from iotdb_core.auth import AuthError, UserStore
-from iotdb_core.config import load_settings, resolve_config_path
+from iotdb_core.cli.arguments import add_location_arguments, settings_from
 
 
 def register(subparsers: Any) -> None:
@@ -19,8 +19,7 @@ def register(subparsers: Any) -> None:
         description="Manage the users who may connect over MQTT and REST. Passwords are stored as salted "
         "scrypt hashes in <data_dir>/users.json. The first start creates root/root.",
     )
-    parser.add_argument("--config", metavar="PATH", help="properties file, or a conf directory holding one")
-    parser.add_argument("--data-dir", metavar="DIR", help="data directory (overrides data_dir)")
+    add_location_arguments(parser)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, help_text in (("add", "create a user"), ("passwd", "change a user's password")):
         action = actions.add_parser(name, help=help_text, description=help_text.capitalize() + ".")
@@ -35,8 +34,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out the requested action."""
-    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
-    settings = load_settings(resolve_config_path(args.config), overrides=overrides)
+    settings = settings_from(args)
     store = UserStore.open(Path(settings.data_dir))
     if args.action == "list":
         for name in store.names():
