@@ -75,8 +75,12 @@ def canonical_measurement(measurement: str) -> str:
     return _canonical_node(nodes[1])
 
 
+@lru_cache(maxsize=131072)
 def split_series_path(path: str) -> tuple[str, str]:
-    """Split a full series path into its canonical device and measurement. Raises PathError."""
+    """Split a full series path into its canonical device and measurement. Raises PathError.
+
+    Cached: reads (``last`` over every series of a LAST query) resolve the same paths over and over.
+    """
     nodes = split_path(path)
     if len(nodes) < 3:
         raise PathError(f"series path {path!r} needs a device and a measurement under root")
