@@ -10,9 +10,11 @@ from iotdb_core.query import ast
 from iotdb_core.query.errors import ParseError, QueryError, RowLimitExceededError, SemanticError
 from iotdb_core.query.executor import execute
 from iotdb_core.query.parser import parse
+from iotdb_core.query.pushdown import ExecutionStats
 from iotdb_core.query.result import MetadataResult, ResultSet, UpdateResult
 
 __all__ = [
+    "ExecutionStats",
     "MetadataResult",
     "ParseError",
     "QueryError",

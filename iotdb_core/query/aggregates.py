@@ -9,9 +9,14 @@ sum, minima and maxima through a sparse table — so no point is visited once pe
 
 Result types follow IoTDB: COUNT, MIN_TIME and MAX_TIME are INT64; SUM and AVG are DOUBLE; the other
 functions keep the series' type. An empty window gives COUNT 0 and null for everything else.
+
+:func:`aggregate_elements` is the same over *elements* (:mod:`~iotdb_core.query.pushdown`): a point, or a
+whole file's statistics standing for many points; each window is an index range of elements.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import numpy as np
 
@@ -68,6 +73,70 @@ def aggregate(
         wider = highest.astype(np.float64) >= -lowest.astype(np.float64)
         return _spread(np.where(wider, highest, lowest), filled, windows, values.dtype), nulls
     raise SemanticError(f"unknown aggregate function {function}")
+
+
+class ElementColumns(Protocol):
+    """Time-ordered elements of a series, each standing for ``count`` points (1 for a single point).
+
+    ``column(name)`` gives one array over the elements: ``start``/``end`` (int64 times of the first and last
+    point), ``count`` (int64), ``sum`` (float64), ``min``/``max``/``first``/``last`` (the series' dtype).
+    ``has_stats`` is False when every element is a single point (``first`` then holds the values).
+    """
+
+    has_stats: bool
+
+    def column(self, name: str) -> np.ndarray: ...
+
+
+def aggregate_elements(
+    function: str, elements: ElementColumns, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``function`` over each window ``[lo[i], hi[i])`` of elements: what :func:`aggregate` gives over their points.
+
+    Every result is the one :func:`aggregate` computes over the points the elements stand for, except that
+    SUM and AVG add a file's points in the file's own order (float rounding may differ in the last bits).
+    """
+    if not elements.has_stats:
+        return aggregate(function, elements.column("start"), elements.column("first"), lo, hi)
+    if function == "COUNT":
+        return _window_counts(elements.column("count"), lo, hi), None
+    filled = hi > lo  # every element holds at least one point
+    nulls = None if filled.all() else ~filled
+    windows = len(lo)
+    starts, stops = lo[filled], hi[filled]
+    if function in ("FIRST_VALUE", "MIN_TIME"):
+        source = elements.column("first" if function == "FIRST_VALUE" else "start")
+        return _spread(source[starts], filled, windows, source.dtype), nulls
+    if function in ("LAST_VALUE", "MAX_TIME"):
+        source = elements.column("last" if function == "LAST_VALUE" else "end")
+        return _spread(source[stops - 1], filled, windows, source.dtype), nulls
+    if function in ("SUM", "AVG"):
+        sums = _window_sums(elements.column("sum"), starts, stops)
+        if function == "AVG":
+            sums = sums / _window_counts(elements.column("count"), starts, stops)
+        return _spread(sums, filled, windows, np.dtype(np.float64)), nulls
+    if function in ("MIN_VALUE", "MAX_VALUE", "EXTREME"):
+        lowest = highest = None
+        if function != "MAX_VALUE":
+            lowest = _window_reduce(np.minimum, elements.column("min"), starts, stops)
+        if function != "MIN_VALUE":
+            highest = _window_reduce(np.maximum, elements.column("max"), starts, stops)
+        if lowest is None:
+            picked = highest
+        elif highest is None:
+            picked = lowest
+        else:
+            picked = np.where(highest.astype(np.float64) >= -lowest.astype(np.float64), highest, lowest)
+        dtype = elements.column("first").dtype
+        return _spread(picked, filled, windows, dtype), nulls  # type: ignore[arg-type]
+    raise SemanticError(f"unknown aggregate function {function}")
+
+
+def _window_counts(counts: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The sum of ``counts`` over each window ``[lo[i], hi[i])`` (windows may overlap), as int64."""
+    prefix = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=prefix[1:])
+    return prefix[hi] - prefix[lo]
 
 
 def _spread(picked: np.ndarray, filled: np.ndarray, windows: int, dtype: np.dtype) -> np.ndarray:

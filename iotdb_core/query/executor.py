@@ -3,6 +3,8 @@
 SELECT reads each series once through ``Engine.query`` over the hull of the statement's time filter,
 aligns series by time with ``np.unique`` / ``np.searchsorted``, evaluates value filters as row masks,
 aggregates windows with ``reduceat`` (:mod:`~iotdb_core.query.aggregates`), then fills, orders and pages.
+An aggregate without a value filter, against an engine with ``scan``, reads segments instead
+(:mod:`~iotdb_core.query.pushdown`): a file lying wholly inside a window contributes its statistics.
 SELECT LAST is served by ``Engine.last``. Metadata statements use ``list_series``, ``list_devices`` and
 ``list_databases``; writes use ``insert_records``, ``create_database`` and ``create_timeseries``.
 ``DELETE``, ``DELETE TIMESERIES`` and ``SET``/``UNSET TTL`` call ``engine.delete``,
@@ -21,7 +23,7 @@ from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, Compressor, TSDataType, TSEncoding, ValueTypeError
 from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
 from iotdb_core.query import ast
-from iotdb_core.query.aggregates import aggregate
+from iotdb_core.query.aggregates import aggregate, aggregate_elements
 from iotdb_core.query.errors import (
     DATABASE_ALREADY_EXISTS,
     ILLEGAL_PATH,
@@ -39,13 +41,14 @@ from iotdb_core.query.filters import IntervalSet, compile_predicate, evaluate, s
 from iotdb_core.query.groupby import window_bounds
 from iotdb_core.query.parser import parse
 from iotdb_core.query.planner import RowSource, SchemaView, check_path, plan_last, plan_select
+from iotdb_core.query.pushdown import MAX_SCAN_RANGES, Elements, ExecutionStats, build_elements, element_windows
 from iotdb_core.query.result import MetadataResult, ResultSet, UpdateResult
 from iotdb_core.query.timeexpr import Now, TimeContext, TimeExpr
 from iotdb_core.storage.columns import NUMPY_DTYPE
 from iotdb_core.storage.errors import SchemaError, StorageError, WriteRejectedError
 from iotdb_core.storage.schema import SeriesSchema
 
-__all__ = ["execute"]
+__all__ = ["ExecutionStats", "execute"]
 
 Result = ResultSet | MetadataResult | UpdateResult
 _ROOT_ALL = ast.Path(("root", "**"))
@@ -59,6 +62,7 @@ def execute(
     settings: Settings | None = None,
     row_limit: int | None = None,
     zone: _dt.tzinfo | None = None,
+    stats: ExecutionStats | None = None,
 ) -> Result:
     """Parse and run one statement against ``engine`` (a :class:`~iotdb_core.storage.Engine`).
 
@@ -66,7 +70,9 @@ def execute(
     rows of a result: a larger result raises :class:`~iotdb_core.query.errors.RowLimitExceededError`
     (code 708, IoTDB REST's "Dataset row size exceeded the given max row size"). ``zone`` is the time zone
     of date-times written without an offset (default: the local zone, as IoTDB's CLI). Every error a
-    statement can cause is a :class:`~iotdb_core.query.errors.QueryError`.
+    statement can cause is a :class:`~iotdb_core.query.errors.QueryError`. ``stats``, when given, is added
+    what aggregates read: file statistics used, statistics read back as points, points (see
+    :class:`~iotdb_core.query.pushdown.ExecutionStats`).
     """
     if row_limit is not None and (isinstance(row_limit, bool) or not isinstance(row_limit, int) or row_limit <= 0):
         raise SemanticError(f"row_limit should be a positive integer, got {row_limit!r}")
@@ -76,7 +82,7 @@ def execute(
     precision = settings.get("timestamp_precision", "ms")
     context = TimeContext(precision, zone, time.time_ns())
     try:
-        return _Executor(engine, context, row_limit).run(statement)
+        return _Executor(engine, context, row_limit, stats).run(statement)
     except QueryError:
         raise
     except PathError as exc:
@@ -173,12 +179,16 @@ def _matches(pattern: tuple[str, ...], nodes: tuple[str, ...]) -> bool:
 
 
 class _Executor:
-    def __init__(self, engine: Any, context: TimeContext, row_limit: int | None) -> None:
+    def __init__(
+        self, engine: Any, context: TimeContext, row_limit: int | None, stats: ExecutionStats | None = None
+    ) -> None:
         self.engine = engine
         self.context = context
         self.row_limit = row_limit
+        self.stats = stats
         self.schema = SchemaView(engine)
         self._reads: dict[tuple[str, tuple[tuple[int, int], ...]], tuple[np.ndarray, np.ndarray]] = {}
+        self._elements: dict[tuple[str, tuple[tuple[int, int], ...]], tuple[Elements, np.ndarray, np.ndarray]] = {}
 
     def run(self, statement: ast.Statement) -> Result:
         handler = getattr(self, "_run_" + type(statement).__name__, None)
@@ -206,16 +216,45 @@ class _Executor:
         else:
             low = None if hull[0] == INT64_MIN else hull[0]
             high = None if hull[1] == INT64_MAX else hull[1]
-            found = self.engine.query(series.path, low, high)
-            timestamps, values = found.timestamps, found.values
-            if found.data_type is None:
-                values = _empty(series.data_type)
+            timestamps, values = self._query(series, low, high)
             if len(bound.intervals) > 1 and len(timestamps):
                 keep = bound.mask(timestamps)
                 timestamps, values = timestamps[keep], values[keep]
             data = (timestamps, values)
+        if self.stats is not None:
+            self.stats.point_reads += 1
         self._reads[key] = data
         return data
+
+    def _query(self, series: SeriesSchema, low: int | None, high: int | None) -> tuple[np.ndarray, np.ndarray]:
+        found = self.engine.query(series.path, low, high)
+        if found.data_type is None:
+            return found.timestamps, _empty(series.data_type)
+        return found.timestamps, found.values
+
+    def _scanned(
+        self, series: SeriesSchema, bound: IntervalSet, windows: tuple[np.ndarray, np.ndarray] | None, scan: Any
+    ) -> tuple[Elements, np.ndarray, np.ndarray]:
+        """A series within ``bound`` as elements (points and file statistics), and each window's element range."""
+        key = (series.path, bound.intervals)
+        cached = self._elements.get(key)
+        if cached is not None:
+            return cached
+        scans = []
+        for low, high in bound.intervals:
+            segments = scan(series.path, None if low == INT64_MIN else low, None if high == INT64_MAX else high)
+            scans.append((low, high, segments))
+        if self.stats is not None:
+            self.stats.scans += len(scans)
+        dtype = NUMPY_DTYPE[series.data_type]
+
+        def read(low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+            return self._query(series, low, high)
+
+        elements = build_elements(scans, windows, read, dtype, self.stats)
+        found = (elements, *element_windows(elements, windows))
+        self._elements[key] = found
+        return found
 
     # ------------------------------------------------------------------------------------------- SELECT
 
@@ -311,6 +350,9 @@ class _Executor:
     def _aggregate_rows(
         self, source: RowSource, windows: tuple[np.ndarray, np.ndarray] | None
     ) -> tuple[np.ndarray | None, list[np.ndarray], list[np.ndarray | None]]:
+        scan = getattr(self.engine, "scan", None)
+        if scan is not None and source.filter is None and len(source.bound.intervals) <= MAX_SCAN_RANGES:
+            return self._aggregate_scanned(source, windows, scan)
         data = self._filtered_series(source)
         bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         out_values: list[np.ndarray] = []
@@ -328,6 +370,23 @@ class _Executor:
                         bounds[spec.series.path] = window_bounds(timestamps, *windows)
                 lo, hi = bounds[spec.series.path]
                 values, nulls = aggregate(spec.function, timestamps, series_values, lo, hi)
+            out_values.append(values)
+            out_nulls.append(nulls)
+        return (None if windows is None else windows[0]), out_values, out_nulls
+
+    def _aggregate_scanned(
+        self, source: RowSource, windows: tuple[np.ndarray, np.ndarray] | None, scan: Any
+    ) -> tuple[np.ndarray | None, list[np.ndarray], list[np.ndarray | None]]:
+        """Aggregates from ``Engine.scan`` segments: statistics of files lying wholly inside a window."""
+        out_values: list[np.ndarray] = []
+        out_nulls: list[np.ndarray | None] = []
+        size = 1 if windows is None else len(windows[0])
+        for spec in source.columns:
+            if spec.series is None or spec.function is None:
+                values, nulls = _null_column(size, spec.data_type)
+            else:
+                elements, lo, hi = self._scanned(spec.series, source.bound, windows, scan)
+                values, nulls = aggregate_elements(spec.function, elements, lo, hi)
             out_values.append(values)
             out_nulls.append(nulls)
         return (None if windows is None else windows[0]), out_values, out_nulls
