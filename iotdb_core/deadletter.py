@@ -104,7 +104,11 @@ class DeadLetterLog:
     def read(self) -> Iterator[DeadLetter]:
         """Every kept record, oldest first; a torn last line is skipped."""
         for number in self._numbers():
-            with open(self._file(number), encoding="utf-8", errors="replace") as handle:
+            try:
+                handle = open(self._file(number), encoding="utf-8", errors="replace")  # noqa: SIM115
+            except FileNotFoundError:
+                continue  # removed by the running service's size budget since it was listed
+            with handle:
                 for line in handle:
                     try:
                         yield DeadLetter(**json.loads(line))
