@@ -2,7 +2,7 @@
 
 Measures ``SELECT COUNT(s1), AVG(s1) FROM root.bench.d1 GROUP BY ([t0, t1), 1h)`` over one series of ``points``
 points (default 10,000,000) flushed into TsFiles in several layouts, with statistics pushdown (``Engine.scan``)
-and on the point path (the same engine with ``scan`` hidden), showing how many files' statistics were used;
+and on the point path (the same engine with ``scan`` hidden), showing how many statistics segments were used;
 then ``SELECT LAST *`` over 10,000 series. Compaction is off so that the file layout stays as written.
 
 Layouts: one point per second flushed every 1M points (10 files of ~278 h: every file spans many windows, so
@@ -80,7 +80,7 @@ def group_by(points: int, name: str, period_ms: int, cuts: list[int]) -> None:
         plain = best(lambda: execute(PointsOnly(engine), sql))
         print(
             f"{name}: {files} files, {len(result)} windows: pushdown {pushdown * 1000:.1f} ms "
-            f"({stats.stats_segments} files' statistics, {stats.expanded_segments} read as points, "
+            f"({stats.stats_segments} statistics segments, {stats.expanded_segments} read as points, "
             f"{stats.points:,} points), point path {plain * 1000:.0f} ms"
         )
 

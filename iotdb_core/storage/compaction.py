@@ -18,6 +18,7 @@ import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from iotdb_core.storage import blockstats
 from iotdb_core.storage.flush import share_timestamps
 from iotdb_core.storage.manifest import FileEntry, file_name
 from iotdb_core.storage.merge import merge_runs
@@ -73,11 +74,15 @@ def _merged_series(inputs: Sequence[TableFile], registry: SchemaRegistry, purge:
 
 
 def compact(
-    inputs: Sequence[TableFile], directory: Path, registry: SchemaRegistry, purge: Purge = KEEP_ALL
+    inputs: Sequence[TableFile],
+    directory: Path,
+    registry: SchemaRegistry,
+    purge: Purge = KEEP_ALL,
+    precision: str = "ms",
 ) -> FileEntry | None:
     """Merge ``inputs`` (oldest first, one level) into a new file at the next level; return its entry.
 
-    None (and no file) when no point is left.
+    None (and no file) when no point is left. The output's block statistics are written next to it first.
     """
     ordered = sorted(inputs, key=lambda table: table.entry.version)
     level = ordered[0].entry.level + 1
@@ -85,11 +90,14 @@ def compact(
     name = file_name(version, level)
     path = directory / name
     path.unlink(missing_ok=True)  # a leftover of a compaction interrupted before the manifest adopted it
+    blockstats.remove(path)
     series = share_timestamps(_merged_series(ordered, registry, purge))
     first = next(series, None)
     if first is None:
         return None
-    summary = write_tsfile(path, itertools.chain((first,), series))
+    blocks: dict = {}
+    summary = write_tsfile(path, blockstats.collect(itertools.chain((first,), series), blocks, precision))
+    blockstats.write_quietly(path, blocks)
     return FileEntry(
         name,
         level,

@@ -41,7 +41,8 @@ from iotdb_core.datatypes import INT64_MAX, INT64_MIN, Compressor, TSDataType, T
 from iotdb_core.formatter import Row
 from iotdb_core.hookspecs import FlushInfo
 from iotdb_core.plugin_manager import create_plugin_manager
-from iotdb_core.storage import codec
+from iotdb_core.storage import blockstats, codec
+from iotdb_core.storage.blockstats import BlockStats
 from iotdb_core.storage.codec import SeriesChunk
 from iotdb_core.storage.columns import NUMPY_DTYPE, Conversion, to_array
 from iotdb_core.storage.compaction import compact, pick
@@ -82,6 +83,7 @@ from iotdb_core.storage.tombstones import (
     drop_ranges,
     hidden_ranges,
 )
+from iotdb_core.storage.tsfile_io import SeriesInfo
 from iotdb_core.storage.ttl import TtlRules
 from iotdb_core.storage.version import TableFile, Version, VersionSet
 from iotdb_core.storage.wal import WalCorruptionError, WalMode, WriteAheadLog
@@ -161,6 +163,8 @@ class Engine:
         (self.data_dir / (MANIFEST + ".tmp")).unlink(missing_ok=True)
         live = {entry.name: entry for entry in self._manifest.files}
         for path in self._sequence_dir.iterdir():
+            if path.name.endswith(blockstats.SUFFIX) and path.name[: -len(blockstats.SUFFIX)] in live:
+                continue  # the block statistics of a live file
             if path.name not in live and path.is_file():
                 log.info("removing %s: not in the manifest (left by an interrupted flush or compaction)", path)
                 path.unlink()
@@ -586,13 +590,19 @@ class Engine:
             return SeriesResult(np.empty(0, np.int64), np.empty(0, NUMPY_DTYPE[schema.data_type]), schema.data_type)
         return SeriesResult(merged[0], merged[1], schema.data_type)
 
-    def scan(self, path: str, start: int | None = None, end: int | None = None) -> list[Segment]:
+    def scan(
+        self, path: str, start: int | None = None, end: int | None = None, *, bounds: Any = None
+    ) -> list[Segment]:
         """The points ``query(path, start, end)`` returns, as segments for aggregate pushdown.
 
         Segments are in time order and do not overlap. A :class:`StatsSegment` stands for the series in
         one TsFile whose time range lies within the range and that nothing else can change: no other
         file or memtable holds a point of the series within its time range, no tombstone or TTL rule
         touches it, and its statistics are exact (numeric and BOOLEAN series; FLOAT/DOUBLE without NaN).
+        Where such a file has block statistics (:mod:`~iotdb_core.storage.blockstats`) and the range's ends
+        or one of ``bounds`` (times where the caller cuts, e.g. GROUP BY window starts and ends: ``x`` cuts
+        ``[a, b]`` when ``a < x <= b``) cut it, or it holds NaN, it yields one StatsSegment per usable block
+        lying wholly inside the range instead, and points for the rest.
         Everything else is in :class:`PointsSegment` segments, merged newest-wins as ``query`` merges them.
         """
         self._check_open()
@@ -606,42 +616,50 @@ class Engine:
             return []
         version = self._versions.acquire()
         try:
-            return self._scan(version, key, schema, low, high)
+            cuts = None if bounds is None else np.unique(np.asarray(bounds, dtype=np.int64))
+            return self._scan(version, key, schema, low, high, cuts)
         finally:
             self._versions.release(version)
 
-    def _scan(self, version: Version, key: SeriesKey, schema: SeriesSchema, low: int, high: int) -> list[Segment]:
+    def _scan(
+        self, version: Version, key: SeriesKey, schema: SeriesSchema, low: int, high: int, cuts: np.ndarray | None
+    ) -> list[Segment]:
+        data_type = schema.data_type
         candidates: list[TableFile] = []
-        if schema.data_type in _STATS_TYPES:
+        spans: dict[int, tuple[int, int]] = {}  # a candidate's time range clipped to [low, high]
+        blocks_of: dict[int, BlockStats | None] = {}
+        if data_type in _STATS_TYPES:
             for table in version.files:
                 info = table.series.get(key)
-                if info is None or not info.count or info.start_time < low or info.end_time > high:
+                if info is None or not info.count or info.data_type is not data_type:
                     continue
-                if info.data_type is not schema.data_type or None in (
-                    info.sum_value, info.first_value, info.last_value
-                ):
+                if info.end_time < low or info.start_time > high:
                     continue
-                if schema.data_type is not TSDataType.BOOLEAN and (info.min_value is None or info.max_value is None):
+                whole = info.start_time >= low and info.end_time <= high and _whole_file_exact(info, data_type)
+                split = not whole
+                if whole and cuts is not None:
+                    first, last = np.searchsorted(cuts, [info.start_time, info.end_time], side="right")
+                    split = bool(first != last)
+                blocks = table.blocks(key, data_type) if split else None
+                if blocks is None and not whole:
+                    continue  # without blocks a cut file's segment is read back as points by the caller
+                lo, hi = max(low, info.start_time), min(high, info.end_time)
+                if hidden_ranges(version.tombstones, key, table.entry.version, table.entry.tombstone_mark, lo, hi):
                     continue
-                ranges = hidden_ranges(
-                    version.tombstones, key, table.entry.version, table.entry.tombstone_mark,
-                    info.start_time, info.end_time,
-                )
-                if not ranges:
-                    candidates.append(table)
+                candidates.append(table)
+                spans[id(table)] = (lo, hi)
+                blocks_of[id(table)] = blocks
         chosen = {id(table) for table in candidates}
         runs = self._visible_runs(version, key, schema, low, high, skip=chosen)
         changed = True
         while changed:  # a candidate that another source overlaps is read as points, which may overlap others
             changed = False
             for table in list(candidates):
-                info = table.series[key]
+                lo, hi = spans[id(table)]
                 if any(
-                    other is not table
-                    and other.series[key].start_time <= info.end_time
-                    and other.series[key].end_time >= info.start_time
+                    other is not table and spans[id(other)][0] <= hi and spans[id(other)][1] >= lo
                     for other in candidates
-                ) or any(_holds_between(run[0], info.start_time, info.end_time) for _, run in runs):
+                ) or any(_holds_between(run[0], lo, hi) for _, run in runs):
                     candidates.remove(table)
                     chosen.discard(id(table))
                     runs.extend(self._visible_runs(version, key, schema, low, high, only=table))
@@ -650,25 +668,30 @@ class Engine:
         merged = merge_runs([run for _, run in runs])
         segments: list[Segment] = []
         position = 0
-        for table in sorted(candidates, key=lambda t: t.series[key].start_time):
-            info = table.series[key]
+        for table in sorted(candidates, key=lambda t: spans[id(t)][0]):
+            lo, hi = spans[id(table)]
             if merged is not None:
-                cut = int(np.searchsorted(merged[0], info.start_time, side="left"))
+                cut = int(np.searchsorted(merged[0], lo, side="left"))
                 if cut > position:
                     segments.append(PointsSegment(merged[0][position:cut], merged[1][position:cut]))
                 position = cut
-            segments.append(
-                StatsSegment(
-                    info.start_time,
-                    info.end_time,
-                    info.count,
-                    float(info.sum_value),  # type: ignore[arg-type]
-                    info.min_value,
-                    info.max_value,
-                    info.first_value,  # type: ignore[arg-type]
-                    info.last_value,  # type: ignore[arg-type]
+            blocks = blocks_of[id(table)]
+            if blocks is None:
+                info = table.series[key]
+                segments.append(
+                    StatsSegment(
+                        info.start_time,
+                        info.end_time,
+                        info.count,
+                        float(info.sum_value),  # type: ignore[arg-type]
+                        info.min_value,
+                        info.max_value,
+                        info.first_value,  # type: ignore[arg-type]
+                        info.last_value,  # type: ignore[arg-type]
+                    )
                 )
-            )
+            else:
+                segments.extend(_block_segments(table, key, data_type, blocks, lo, hi))
         if merged is not None and position < len(merged[0]):
             segments.append(PointsSegment(merged[0][position:], merged[1][position:]))
         return segments
@@ -968,7 +991,9 @@ class Engine:
 
     def _flush_one(self, memtable: MemTable) -> None:
         memtable.normalize()
-        written = flush_memtable(memtable, self._sequence_dir, self.registry, self._purge())
+        written = flush_memtable(
+            memtable, self._sequence_dir, self.registry, self._purge(), self.settings.timestamp_precision
+        )
         assert memtable.wal_end is not None
         with self._manifest_lock:
             entry = None if written is None else written[0]
@@ -1026,7 +1051,9 @@ class Engine:
             version = self._versions.acquire()
             try:
                 inputs = [table for table in version.files if table.entry.name in names]
-                output = compact(inputs, self._sequence_dir, self.registry, self._purge())
+                output = compact(
+                    inputs, self._sequence_dir, self.registry, self._purge(), self.settings.timestamp_precision
+                )
             finally:
                 self._versions.release(version)
             tables = []
@@ -1036,6 +1063,7 @@ class Engine:
                     tables.append(TableFile(path, output))
                 except BaseException:
                     path.unlink(missing_ok=True)
+                    blockstats.remove(path)
                     raise
             try:
                 with self._manifest_lock:
@@ -1159,6 +1187,55 @@ def _lock_data_dir(data_dir: Path) -> int:
             f"data directory {data_dir} is in use by another process or engine (lock held on {data_dir / LOCK_FILE})"
         ) from None
     return fd
+
+
+def _whole_file_exact(info: SeriesInfo, data_type: TSDataType) -> bool:
+    """True when a file's statistics of a series are exact (numeric and BOOLEAN; FLOAT/DOUBLE without NaN)."""
+    if info.data_type is not data_type or None in (info.sum_value, info.first_value, info.last_value):
+        return False
+    return data_type is TSDataType.BOOLEAN or (info.min_value is not None and info.max_value is not None)
+
+
+def _block_segments(
+    table: TableFile, key: SeriesKey, data_type: TSDataType, blocks: BlockStats, lo: int, hi: int
+) -> list[Segment]:
+    """A file's series within ``[lo, hi]`` (nothing else touching it there): one StatsSegment per usable block
+    lying wholly inside, points read from the file for the rest (blocks cut by the range, blocks with NaN)."""
+    starts, ends = blocks.start_time, blocks.end_time
+    used = np.flatnonzero(blocks.usable & (starts >= lo) & (ends <= hi))
+    segments: list[Segment] = []
+
+    def read(a: int, b: int) -> None:
+        run = table.read(key, data_type, a, b)
+        if run is not None and len(run[0]):
+            segments.append(PointsSegment(run[0], run[1]))
+
+    if not len(used):
+        read(lo, hi)
+        return segments
+    first, last = int(used[0]), int(used[-1])
+    # Points lie between two used blocks only where an unused block sits between them.
+    gaps = np.flatnonzero(np.diff(used) > 1)
+    gap_after = set(used[gaps].tolist())
+    columns = [
+        starts[used].tolist(),
+        ends[used].tolist(),
+        blocks.count[used].tolist(),
+        blocks.sum[used].tolist(),
+        [None] * len(used) if blocks.min_value is None else blocks.min_value[used].tolist(),
+        [None] * len(used) if blocks.max_value is None else blocks.max_value[used].tolist(),
+        blocks.first_value[used].tolist(),
+        blocks.last_value[used].tolist(),
+    ]
+    if first > 0 and int(ends[first - 1]) >= lo:
+        read(lo, int(starts[first]) - 1)
+    for place, (index, *row) in enumerate(zip(used.tolist(), *columns, strict=True)):
+        segments.append(StatsSegment(*row))
+        if index in gap_after:
+            read(row[1] + 1, columns[0][place + 1] - 1)
+    if last + 1 < len(blocks) and int(starts[last + 1]) <= hi:
+        read(int(ends[last]) + 1, hi)
+    return segments
 
 
 def _holds_between(timestamps: np.ndarray, low: int, high: int) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iotdb_core.storage import blockstats
 from iotdb_core.storage.manifest import FileEntry, file_name
 from iotdb_core.storage.memtable import MemTable
 from iotdb_core.storage.schema import SchemaRegistry, make_schema
@@ -67,9 +68,12 @@ def memtable_series(memtable: MemTable, registry: SchemaRegistry, purge: Purge =
 
 
 def flush_memtable(
-    memtable: MemTable, directory: Path, registry: SchemaRegistry, purge: Purge = KEEP_ALL
+    memtable: MemTable, directory: Path, registry: SchemaRegistry, purge: Purge = KEEP_ALL, precision: str = "ms"
 ) -> tuple[FileEntry, TsFileSummary] | None:
-    """Write a frozen memtable to ``directory``; None (and no file) when no point is left to write."""
+    """Write a frozen memtable to ``directory``; None (and no file) when no point is left to write.
+
+    The file's block statistics (:mod:`~iotdb_core.storage.blockstats`) are written next to it first.
+    """
     if memtable.empty:
         return None
     series = share_timestamps(memtable_series(memtable, registry, purge))
@@ -79,7 +83,10 @@ def flush_memtable(
     name = file_name(memtable.version, 0)
     path = directory / name
     path.unlink(missing_ok=True)  # a leftover of a flush interrupted before the manifest adopted it
-    summary = write_tsfile(path, itertools.chain((first,), series))
+    blockstats.remove(path)
+    blocks: dict = {}
+    summary = write_tsfile(path, blockstats.collect(itertools.chain((first,), series), blocks, precision))
+    blockstats.write_quietly(path, blocks)
     entry = FileEntry(
         name, 0, memtable.version, memtable.version, summary.file_size, summary.point_count, purge.mark
     )

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from iotdb_core.datatypes import TSDataType
+from iotdb_core.storage import blockstats
+from iotdb_core.storage.blockstats import BlockStats
 from iotdb_core.storage.columns import to_array
 from iotdb_core.storage.manifest import FileEntry
 from iotdb_core.storage.memtable import MemTable, SeriesKey
@@ -37,6 +39,8 @@ class TableFile:
         self.refs = 0
         self.source = TsFileSource(path)
         self.series: dict[SeriesKey, SeriesInfo] = self.source.series()
+        self._blocks: dict[SeriesKey, tuple[TSDataType, BlockStats]] | None = None
+        self._blocks_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"TableFile({self.entry.name}, refs={self.refs})"
@@ -69,9 +73,33 @@ class TableFile:
             values = to_array(values, data_type)
         return timestamps, values
 
+    def blocks(self, key: SeriesKey, data_type: TSDataType) -> BlockStats | None:
+        """The series' block statistics from the sidecar (loaded on first use), or None."""
+        found = self._blocks
+        if found is None:
+            with self._blocks_lock:
+                found = self._blocks
+                if found is None:
+                    found = self._blocks = blockstats.load(self.path)
+        entry = found.get(key)
+        if entry is None or entry[0] is not data_type:
+            return None
+        info = self.series.get(key)
+        stats = entry[1]
+        if (
+            info is None
+            or not len(stats)
+            or int(stats.count.sum()) != info.count
+            or int(stats.start_time[0]) != info.start_time
+            or int(stats.end_time[-1]) != info.end_time
+        ):
+            return None  # does not describe this file's series
+        return stats
+
     def delete(self) -> None:
-        """Close the reader and remove the file."""
+        """Close the reader and remove the file and its block statistics."""
         self.source.close()
+        blockstats.remove(self.path)
         try:
             self.path.unlink()
         except FileNotFoundError:
