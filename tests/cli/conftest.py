@@ -9,13 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -23,25 +21,8 @@ import pytest
 from iotdb_core.testing.server import ServerProcess
 
 TIMEOUT = 60.0
-TEST_DEADLINE = 90
 
 
-class TestDeadlineExceeded(Exception):
-    __test__ = False
-
-
-@pytest.fixture(autouse=True)
-def _test_deadline() -> Iterator[None]:
-    def expire(_signum: int, _frame: FrameType | None) -> None:
-        raise TestDeadlineExceeded(f"test ran longer than {TEST_DEADLINE} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(TEST_DEADLINE)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def iotdb(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,

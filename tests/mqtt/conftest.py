@@ -4,19 +4,17 @@ Every test runs real ``iotdb serve`` subprocesses (:func:`start_server`) and tal
 loopback, with real client libraries or with :class:`RawClient`, a blocking socket client built on
 the project's sans-I/O codec for crafted packets. Data is read back with the storage engine after
 the server stopped (:func:`stop_and_read`). Every blocking call has a timeout, and an alarm bounds
-each test as a whole (:func:`_test_deadline`).
+each test as a whole (the `_test_deadline` fixture of tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -42,8 +40,6 @@ from iotdb_mqtt.codec import (
 
 #: Seconds any single wait on the network or a process may take.
 TIMEOUT = 10.0
-#: Seconds a whole test may take (slow tests: twice as much) before the alarm fails it.
-TEST_DEADLINE = 60
 TOPIC = "root/sg/d1"
 DEVICE = "root.sg.d1"
 
@@ -53,27 +49,6 @@ StartServer = Callable[..., ServerProcess]
 # ---------------------------------------------------------------------------------------- time bound
 
 
-class TestDeadlineExceeded(Exception):
-    """Raised in the main thread by the per-test alarm."""
-
-    __test__ = False
-
-
-@pytest.fixture(autouse=True)
-def _test_deadline(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Fail a test that runs past its deadline instead of hanging the suite (no pytest-timeout here)."""
-    seconds = TEST_DEADLINE * (2 if request.node.get_closest_marker("slow") else 1)
-
-    def expire(_signum: int, _frame: FrameType | None) -> None:
-        raise TestDeadlineExceeded(f"test ran longer than {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # ---------------------------------------------------------------------------------------- servers

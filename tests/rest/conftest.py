@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
-import signal
 import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -23,30 +21,11 @@ import pytest
 from iotdb_core.testing.server import ServerProcess
 
 TIMEOUT = 10.0
-TEST_DEADLINE = 60
 #: Settings of the shared server: a small default row limit and request size so the limits are cheap to reach.
 DEFAULT_ROW_LIMIT = 100
 MAX_REQUEST_SIZE = 256 * 1024
 
 
-class TestDeadlineExceeded(Exception):
-    __test__ = False
-
-
-@pytest.fixture(autouse=True)
-def _test_deadline() -> Iterator[None]:
-    """Fail a test that hangs instead of blocking the suite."""
-
-    def expire(_signum: int, _frame: FrameType | None) -> None:
-        raise TestDeadlineExceeded(f"test ran longer than {TEST_DEADLINE} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(TEST_DEADLINE)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass
