@@ -189,17 +189,24 @@ def _name(items: list[str], index: int, stops: frozenset[str], escapes: frozense
     return "".join(parts), index
 
 
-def _tag(items: list[str], index: int, tags: list[tuple[str, str]]) -> int:
-    """Read ``key=value`` from text piece ``index`` (just after a comma) into ``tags``; return the stop's index."""
+def _key(items: list[str], index: int, what: str, missing: str) -> tuple[str, int]:
+    """Read a tag or field key starting at text piece ``index``; return it and the index of its ``=``."""
     count = len(items)
     key = items[index]
     equals = index + 1
     if equals >= count or items[equals] != "=":  # not the plain "key=" form: escapes, or an error
         key, equals = _name(items, index, _KEY_STOPS, _KEY_ESCAPES)
     if not key:
-        raise _Bad(index, "expected a tag key after ','")
+        raise _Bad(index, missing)
     if equals >= count or items[equals] != "=":
-        raise _Bad(equals, f"expected '=' after tag key {key!r}")
+        raise _Bad(equals, f"expected '=' after {what} {key!r}")
+    return key, equals
+
+
+def _tag(items: list[str], index: int, tags: list[tuple[str, str]]) -> int:
+    """Read ``key=value`` from text piece ``index`` (just after a comma) into ``tags``; return the stop's index."""
+    count = len(items)
+    key, equals = _key(items, index, "tag key", "expected a tag key after ','")
     value = items[equals + 1]
     stop = equals + 2
     if stop < count and items[stop] not in _KEY_STOPS:
@@ -218,14 +225,7 @@ def _tag(items: list[str], index: int, tags: list[tuple[str, str]]) -> int:
 def _field(items: list[str], index: int, keys: list[str], values: list[Value], types: list[TSDataType]) -> int:
     """Read ``key=value`` from text piece ``index`` into the field lists; return the index after the value."""
     count = len(items)
-    key = items[index]
-    equals = index + 1
-    if equals >= count or items[equals] != "=":  # not the plain "key=" form: escapes, or an error
-        key, equals = _name(items, index, _KEY_STOPS, _KEY_ESCAPES)
-    if not key:
-        raise _Bad(index, "expected a field key")
-    if equals >= count or items[equals] != "=":
-        raise _Bad(equals, f"expected '=' after field key {key!r}")
+    key, equals = _key(items, index, "field key", "expected a field key")
     if key in keys:
         raise _Bad(index, f"duplicate field key {key!r}")
     start = equals + 1
