@@ -46,7 +46,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -331,17 +331,6 @@ class _NamedTablet(tsfile.Tablet):
         self.max_row_num = len(timestamps)
 
 
-@dataclass(frozen=True)
-class _Prepared:
-    device: str
-    measurement: str
-    data_type: TSDataType
-    encoding: TSEncoding
-    compressor: Compressor
-    timestamps: np.ndarray
-    values: Values
-
-
 def _tmp_path(path: Path) -> Path:
     return path.with_name(path.name + TMP_SUFFIX)
 
@@ -417,7 +406,8 @@ def _check_integer_range(label: str, arr: np.ndarray, low: int, high: int, what:
         raise ValueError(f"{label}: value out of the {what} range [{low}, {high}]")
 
 
-def _prepare(series: SeriesData) -> _Prepared:
+def _prepare(series: SeriesData) -> SeriesData:
+    """Validate ``series`` and return it with its timestamps and values in the writer's array types."""
     label = f"{series.device}.{series.measurement}"
     if not isinstance(series.device, str) or not series.device:
         raise ValueError(f"device must be a non-empty string, got {series.device!r}")
@@ -435,24 +425,16 @@ def _prepare(series: SeriesData) -> _Prepared:
         values = _prepare_numeric(label, series.data_type, series.values)
     if len(values) != len(timestamps):
         raise ValueError(f"{label}: {len(timestamps)} timestamps but {len(values)} values")
-    return _Prepared(
-        series.device,
-        series.measurement,
-        series.data_type,
-        encoding,
-        series.compressor,
-        timestamps,
-        values,
-    )
+    return replace(series, timestamps=timestamps, values=values)
 
 
-def _tablet_groups(prepared: Sequence[_Prepared]) -> Iterator[list[_Prepared]]:
+def _tablet_groups(prepared: Sequence[SeriesData]) -> Iterator[list[SeriesData]]:
     """Consecutive series of one device sharing their timestamps, written as one multi-column tablet.
 
     The library requires the column names of one tablet to differ case-insensitively, so names that
     differ only by case go to separate tablets.
     """
-    group: list[_Prepared] = []
+    group: list[SeriesData] = []
     lowered: set[str] = set()
     for item in prepared:
         if group:
@@ -480,7 +462,7 @@ def _column_slice(values: Values, start: int, stop: int) -> list[Any]:
     return values[start:stop]
 
 
-def _write_group(writer: Any, group: list[_Prepared]) -> None:
+def _write_group(writer: Any, group: list[SeriesData]) -> None:
     head = group[0]
     names = [item.measurement for item in group]
     types = [_TS_TYPE[item.data_type] for item in group]
@@ -527,7 +509,7 @@ def write_tsfile(path: str | os.PathLike[str], series: Iterable[SeriesData]) -> 
     final = Path(path)
     if final.exists():
         raise FileExistsError(f"{final} already exists; TsFiles are write-once")
-    prepared: list[_Prepared] = []
+    prepared: list[SeriesData] = []
     seen: set[tuple[str, str]] = set()
     for item in series:
         ready = _prepare(item)
