@@ -110,12 +110,10 @@ class MqttConnection(asyncio.Protocol):
         try:
             packets = self.reader.feed(data)
         except MQTTProtocolError as exc:
-            self._count_publishes(exc.packets)
             self._handle(exc.packets)
             self._protocol_error(exc)
             return
         if packets:
-            self._count_publishes(packets)
             self._handle(packets)
 
     def eof_received(self) -> bool:
@@ -133,9 +131,10 @@ class MqttConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ packets
 
     def _handle(self, packets: list[Packet]) -> None:
+        publishes = 0
         for packet in packets:
             if self.closed:
-                return
+                break
             if not self.connected:
                 if self._authenticating:
                     self._early.append(packet)
@@ -144,6 +143,7 @@ class MqttConnection(asyncio.Protocol):
                 continue
             kind = type(packet)
             if kind is Publish:
+                publishes += 1
                 self._on_publish(packet)  # type: ignore[arg-type]
             elif kind is PubRel:
                 self._on_pubrel(packet)  # type: ignore[arg-type]
@@ -159,13 +159,10 @@ class MqttConnection(asyncio.Protocol):
                 self._violation(ReasonCode.BAD_AUTHENTICATION_METHOD, "enhanced authentication is not supported")
             else:
                 self._violation(ReasonCode.PROTOCOL_ERROR, f"a client must not send {kind.__name__}")
+        if publishes:
+            self.server.counters.add("mqtt_publishes_received", publishes)
         if self._pending and not self._writing:
             self._submit()
-
-    def _count_publishes(self, packets: list[Packet]) -> None:
-        received = sum(1 for packet in packets if type(packet) is Publish)
-        if received:
-            self.server.counters.add("mqtt_publishes_received", received)
 
     def _on_connect(self, connect: Connect) -> None:
         self.level = connect.protocol_level
