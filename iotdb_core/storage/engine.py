@@ -479,8 +479,11 @@ class Engine:
                 self._check_open()
                 if self._schema_epoch != epoch:
                     return None
-                self._wal.append(payload, wait=wait)
-                ticket = self._wal.written() if not wait else 0
+                if wait:
+                    self._wal.append(payload)
+                    ticket = 0
+                else:
+                    ticket = self._wal.append_deferred(payload)
                 mutable = self._versions.current.mutable
                 with mutable.lock:
                     apply(mutable)

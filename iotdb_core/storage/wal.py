@@ -233,30 +233,34 @@ class WriteAheadLog:
             if lock_fd is not None:
                 os.close(lock_fd)
 
-    def append(self, payload: bytes, *, wait: bool = True) -> int:
-        """Append one record and return its sequence number once it is as durable as the mode promises.
-
-        With ``wait=False`` it returns after write(2) in every mode; :meth:`written` and
-        :meth:`wait_durable` then let the caller wait for durability later, off its own thread.
-        """
+    def append(self, payload: bytes) -> int:
+        """Append one record and return its sequence number once it is as durable as the mode promises."""
         with self._lock:
-            self._check_writable()
-            if self._mode is WalMode.DISABLE:
-                seq = self._next_seq
-                self._next_seq = seq + 1
-                self._records += 1
-                return seq
-            self._make_room(len(payload) + HEADER_SIZE)
-            seq = self._next_seq
-            ticket = self._write(encode(seq, payload), 1)
-            if wait and self._mode is WalMode.SYNC:
+            seq, ticket = self._append_locked(payload)
+            if ticket and self._mode is WalMode.SYNC:
                 self._await_durable(ticket)
             return seq
 
-    def written(self) -> int:
-        """A ticket covering every record appended so far, for :meth:`wait_durable`."""
+    def append_deferred(self, payload: bytes) -> int:
+        """Append one record, return after write(2) in every mode, and return its ticket.
+
+        :meth:`wait_durable` with the ticket then waits for durability later, off the caller's thread
+        (0 means there is nothing to wait for).
+        """
         with self._lock:
-            return self._writes
+            return self._append_locked(payload)[1]
+
+    def _append_locked(self, payload: bytes) -> tuple[int, int]:
+        """Write one record (lock held); return its sequence number and write ticket (0 in DISABLE mode)."""
+        self._check_writable()
+        if self._mode is WalMode.DISABLE:
+            seq = self._next_seq
+            self._next_seq = seq + 1
+            self._records += 1
+            return seq, 0
+        self._make_room(len(payload) + HEADER_SIZE)  # may wait, releasing the lock: read seq after it
+        seq = self._next_seq
+        return seq, self._write(encode(seq, payload), 1)
 
     def wait_durable(self, ticket: int) -> None:
         """Return once every write up to ``ticket`` is as durable as the mode promises.
