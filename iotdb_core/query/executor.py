@@ -354,18 +354,19 @@ class _Executor:
     def _aggregate_rows(
         self, source: RowSource, windows: tuple[np.ndarray, np.ndarray] | None
     ) -> tuple[np.ndarray | None, list[np.ndarray], list[np.ndarray | None]]:
+        """One aggregate column per select column, from ``Engine.scan`` statistics when it can, else from points."""
         scan = getattr(self.engine, "scan", None)
         if scan is not None and source.filter is None and len(source.bound.intervals) <= MAX_SCAN_RANGES:
-            return self._aggregate_scanned(source, windows, scan)
-        data = self._filtered_series(source)
-        bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        out_values: list[np.ndarray] = []
-        out_nulls: list[np.ndarray | None] = []
-        size = 1 if windows is None else len(windows[0])
-        for spec in source.columns:
-            if spec.series is None or spec.function is None:
-                values, nulls = _null_column(size, spec.data_type)
-            else:
+
+            def column(spec: Any) -> tuple[np.ndarray, np.ndarray | None]:
+                elements, lo, hi = self._scanned(spec.series, source.bound, windows, scan)
+                return aggregate_elements(spec.function, elements, lo, hi)
+
+        else:
+            data = self._filtered_series(source)
+            bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+            def column(spec: Any) -> tuple[np.ndarray, np.ndarray | None]:
                 timestamps, series_values = data[spec.series.path]
                 if spec.series.path not in bounds:
                     if windows is None:
@@ -373,15 +374,8 @@ class _Executor:
                     else:
                         bounds[spec.series.path] = window_bounds(timestamps, *windows)
                 lo, hi = bounds[spec.series.path]
-                values, nulls = aggregate(spec.function, timestamps, series_values, lo, hi)
-            out_values.append(values)
-            out_nulls.append(nulls)
-        return (None if windows is None else windows[0]), out_values, out_nulls
+                return aggregate(spec.function, timestamps, series_values, lo, hi)
 
-    def _aggregate_scanned(
-        self, source: RowSource, windows: tuple[np.ndarray, np.ndarray] | None, scan: Any
-    ) -> tuple[np.ndarray | None, list[np.ndarray], list[np.ndarray | None]]:
-        """Aggregates from ``Engine.scan`` segments: statistics of files lying wholly inside a window."""
         out_values: list[np.ndarray] = []
         out_nulls: list[np.ndarray | None] = []
         size = 1 if windows is None else len(windows[0])
@@ -389,8 +383,7 @@ class _Executor:
             if spec.series is None or spec.function is None:
                 values, nulls = _null_column(size, spec.data_type)
             else:
-                elements, lo, hi = self._scanned(spec.series, source.bound, windows, scan)
-                values, nulls = aggregate_elements(spec.function, elements, lo, hi)
+                values, nulls = column(spec)
             out_values.append(values)
             out_nulls.append(nulls)
         return (None if windows is None else windows[0]), out_values, out_nulls
