@@ -1,7 +1,9 @@
 """On-disk format of the write-ahead log: segment files and the records framed in them.
 
 A segment is a file named ``<first_seq:020d>.wal`` (the sequence number of its first record, zero-padded
-so that names sort in sequence order). It has no file header: records are stored back to back.
+so that names sort in sequence order). It has no file header: records are stored back to back. The segment
+being written may end in zero bytes: space allocated ahead of the records (see :mod:`iotdb_core.storage.wal`),
+which :func:`scan` reports as :class:`Unused`, not as damage.
 
 A record is a 16-byte header, ``struct.Struct('<IIQ')``, followed by the payload::
 
@@ -14,7 +16,8 @@ A record is a 16-byte header, ``struct.Struct('<IIQ')``, followed by the payload
 The CRC covers the sequence number so that a record copied to the wrong place, or a stale record left
 behind, does not verify. A record is *valid* when its header and payload are complete, its CRC matches and
 its sequence number is greater than that of the valid record before it. After damage, :func:`scan`
-resynchronises by testing every following byte offset for a valid record.
+resynchronises by testing every following byte offset for a valid record. A record's header holds a
+non-zero sequence number, so no record starts in the zero bytes at the end of a segment.
 """
 
 from __future__ import annotations
@@ -58,6 +61,13 @@ class BadRegion(NamedTuple):
     trailing: bool
 
 
+class Unused(NamedTuple):
+    """Zero bytes at the end of a segment after its last record: allocated space, not data."""
+
+    offset: int
+    size: int
+
+
 def segment_name(first_seq: int) -> str:
     """File name of the segment whose first record has sequence number ``first_seq``."""
     return f"{first_seq:020d}{SEGMENT_SUFFIX}"
@@ -96,19 +106,26 @@ def encode_many(first_seq: int, payloads: Iterable[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def scan(data: bytes, after_seq: int = 0) -> Iterator[Record | BadRegion]:
+def scan(data: bytes, after_seq: int = 0) -> Iterator[Record | BadRegion | Unused]:
     """Yield the valid records of a segment's bytes and the bad regions between them, in file order.
 
     A record is valid only if its sequence number exceeds ``after_seq`` and that of every valid record
-    before it.
+    before it. When only zero bytes follow the last record, they come last, as :class:`Unused`; a trailing
+    bad region runs to the end, zero bytes included.
     """
     view = memoryview(data)
     end_of_data = len(data)
     pos = 0
+    used_end = -1  # end of the last non-zero byte, computed at the first failed read
     while pos < end_of_data:
         end = _record_end(view, pos, end_of_data, after_seq)
         if end < 0:
-            resume = _resync(view, pos + 1, end_of_data, after_seq)
+            if used_end < 0:
+                used_end = len(data.rstrip(b"\0"))
+            if pos >= used_end:
+                yield Unused(pos, end_of_data - pos)
+                return
+            resume = _resync(view, pos + 1, used_end, end_of_data, after_seq)
             if resume < 0:
                 yield BadRegion(pos, end_of_data - pos, trailing=True)
                 return
@@ -134,9 +151,9 @@ def _record_end(view: memoryview, pos: int, end_of_data: int, after_seq: int) ->
     return end
 
 
-def _resync(view: memoryview, start: int, end_of_data: int, after_seq: int) -> int:
-    """Offset of the first valid record at or after ``start``, or -1."""
-    for pos in range(start, end_of_data - HEADER_SIZE + 1):
+def _resync(view: memoryview, start: int, used_end: int, end_of_data: int, after_seq: int) -> int:
+    """Offset of the first valid record at or after ``start`` and before ``used_end``, or -1."""
+    for pos in range(start, min(used_end, end_of_data - HEADER_SIZE + 1)):
         length, _, seq = _unpack_header(view, pos)
         if (
             seq > after_seq

@@ -17,6 +17,7 @@ from iotdb_core.config import default_settings
 from iotdb_core.datatypes import TSDataType
 from iotdb_core.storage import CorruptionError, DataDirLockedError, Engine
 from iotdb_core.storage.manifest import read_manifest
+from iotdb_core.storage.wal_format import HEADER_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,9 +196,9 @@ def test_corrupt_wal_record_stops_open_unless_skipped(tmp_path: Path) -> None:
             engine.insert_record("root.sg.d", t, ["s"], [float(t)])
         shutil.copytree(live, crashed)
     [segment] = [p for p in (crashed / "wal").glob("*.wal") if p.stat().st_size]
-    data = bytearray(segment.read_bytes())
-    record = len(data) // 3
-    data[record + 20] ^= 0xFF  # inside the second of three equal-sized records
+    data = bytearray(segment.read_bytes())  # a live segment: the records, then space allocated ahead
+    record = HEADER_SIZE + int.from_bytes(data[:4], "little")  # three records of this size
+    data[record + 20] ^= 0xFF  # inside the second record
     segment.write_bytes(bytes(data))
     with pytest.raises(CorruptionError, match="wal_skip_corrupt_records=true"):
         open_engine(crashed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import struct
 import threading
 import time
@@ -11,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from iotdb_core.storage.wal import DEFAULT_SEGMENT_SIZE, WalCorruptionError, WalError, WalMode, WriteAheadLog
+from iotdb_core.storage.wal import (
+    DEFAULT_SEGMENT_SIZE,
+    PREALLOCATE_BYTES,
+    WalCorruptionError,
+    WalError,
+    WalMode,
+    WriteAheadLog,
+)
 
 HEADER = struct.Struct("<IIQ")
 
@@ -190,6 +198,64 @@ def test_opening_truncates_a_torn_tail(tmp_path: Path, caplog: pytest.LogCapture
         assert replay_all(wal_dir) == [(1, b"kept"), (2, b"new")]
     assert len([r for r in caplog.records if r.name == "iotdb.wal"]) == 1
     assert "18 bytes" in caplog.records[0].getMessage()
+
+
+@pytest.mark.parametrize("mode", [WalMode.SYNC, WalMode.ASYNC])
+def test_the_segment_being_written_is_allocated_ahead_and_cut_to_its_records_on_close(
+    tmp_path: Path, mode: WalMode
+) -> None:
+    wal_dir = tmp_path / "wal"
+    payloads = [b"r%d" % i for i in range(100)]
+    with WriteAheadLog(wal_dir, mode) as wal:
+        for payload in payloads:
+            wal.append(payload)
+        segment = only_segment(wal_dir)
+        records_size = sum(map(len, payloads)) + 100 * HEADER.size
+        assert segment.stat().st_size > PREALLOCATE_BYTES > records_size
+    assert segment.stat().st_size == records_size
+    assert replay_all(wal_dir) == list(enumerate(payloads, start=1))
+
+
+def test_a_crash_copy_with_allocated_space_replays_everything_and_logs_no_damage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    live, crashed = tmp_path / "live", tmp_path / "crashed"
+    payloads = [bytes([i]) * i for i in range(1, 200)]
+    with WriteAheadLog(live, WalMode.SYNC) as wal:
+        for payload in payloads:
+            wal.append(payload)
+        shutil.copytree(live, crashed)  # as a SIGKILL leaves it: records, then zero bytes allocated ahead
+    records_size = sum(map(len, payloads)) + len(payloads) * HEADER.size
+    segment = only_segment(crashed)
+    assert segment.stat().st_size > records_size
+    with caplog.at_level(logging.INFO, logger="iotdb.wal"):
+        assert replay_all(crashed) == list(enumerate(payloads, start=1))
+        with WriteAheadLog(crashed, WalMode.SYNC) as wal:
+            assert wal.append(b"after") == len(payloads) + 1
+    assert not [r for r in caplog.records if r.name == "iotdb.wal"]
+    assert segment.stat().st_size == records_size
+    assert replay_all(crashed)[-1] == (len(payloads) + 1, b"after")
+
+
+def test_a_torn_record_before_allocated_space_is_dropped_with_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    live, crashed = tmp_path / "live", tmp_path / "crashed"
+    with WriteAheadLog(live, WalMode.SYNC) as wal:
+        wal.append(b"kept")
+        wal.append(b"torn record")
+        shutil.copytree(live, crashed)
+    segment = only_segment(crashed)
+    data = bytearray(segment.read_bytes())
+    torn_at = HEADER.size + len(b"kept")
+    data[torn_at + HEADER.size + 3] ^= 0xFF  # damage the second record's payload
+    segment.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="iotdb.wal"), WriteAheadLog(crashed, WalMode.SYNC) as wal:
+        assert wal.append(b"new") == 2
+    [warning] = [r.getMessage() for r in caplog.records if r.name == "iotdb.wal"]
+    assert f"torn tail of {len(data) - torn_at} bytes at byte offset {torn_at}" in warning
+    assert segment.stat().st_size == torn_at
+    assert replay_all(crashed) == [(1, b"kept"), (2, b"new")]
 
 
 def test_mid_log_corruption_names_segment_and_offset(tmp_path: Path) -> None:

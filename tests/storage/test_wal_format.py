@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from iotdb_core.storage.wal_format import (
     HEADER_SIZE,
     BadRegion,
     Record,
+    Unused,
     encode,
     encode_many,
     scan,
@@ -24,6 +25,12 @@ def offsets_of(payloads: list[bytes]) -> list[int]:
         offsets.append(pos)
         pos += HEADER_SIZE + len(payload)
     return offsets
+
+
+def records_of(payloads: list[bytes]) -> list[Record]:
+    """The records :func:`scan` finds in ``encode_many(1, payloads)``."""
+    pairs = zip(offsets_of(payloads), payloads, strict=True)
+    return [Record(offset, seq, payload) for seq, (offset, payload) in enumerate(pairs, start=1)]
 
 
 def test_segment_names_sort_in_sequence_order() -> None:
@@ -78,3 +85,24 @@ def test_garbage_and_zeros_are_bad_regions() -> None:
     assert list(scan(b"\0" * 40 + good)) == [BadRegion(0, 40, trailing=False), Record(40, 1, b"payload")]
     assert list(scan(good + b"\xff" * 7)) == [Record(0, 1, b"payload"), BadRegion(23, 7, trailing=True)]
     assert list(scan(b"")) == []
+
+
+@given(payloads=payload_lists, zeros=st.integers(min_value=1, max_value=5000))
+def test_zero_bytes_after_the_records_are_unused_space(payloads: list[bytes], zeros: int) -> None:
+    data = encode_many(1, payloads)
+    items = list(scan(data + bytes(zeros)))
+    assert items == [*records_of(payloads), Unused(len(data), zeros)]
+
+
+@given(payloads=payload_lists, cut=st.integers(min_value=1, max_value=HEADER_SIZE + 199), zeros=st.integers(0, 3000))
+def test_a_torn_record_before_unused_space_is_one_trailing_bad_region(
+    payloads: list[bytes], cut: int, zeros: int
+) -> None:
+    data = encode_many(1, payloads)
+    last = offsets_of(payloads)[-1]
+    torn_at = min(last + cut, len(data) - 1)
+    damaged = data[:torn_at] + bytes(zeros)
+    assume(damaged[last : len(data)] != data[last:])  # the lost bytes were not all zeros
+    items = list(scan(damaged))
+    assert items[:-1] == records_of(payloads)[:-1]
+    assert items[-1] in (BadRegion(last, len(damaged) - last, trailing=True), Unused(last, len(damaged) - last))
