@@ -7,7 +7,9 @@ Workloads (each runs in a fresh child process, so peak RSS is its own):
      returned and including the final flush on close, plus (d) bytes/point of the TsFiles left and
      (e) the peak RSS of the process.
   b  insert_record of 2 DOUBLE measurements from --threads threads for --record-seconds, per WAL mode in
-     --record-modes (SYNC first; the others show what the fsync costs).
+     --record-modes (SYNC first; the others show what the fsync costs). First it measures this disk's
+     fdatasync after a 100-byte write into allocated space, as the WAL does it: each SYNC call waits for one,
+     so --threads threads can reach at most threads x 2 points per fdatasync time, with no CPU cost at all.
   c  full-range query of one series of --query-points points, all in TsFiles (written, closed, reopened).
   s  COUNT + AVG over one series of --query-points points in flushed TsFiles, from Engine.scan statistics
      and from a full Engine.query (best of 3 each); then the latency of Engine.delete calls.
@@ -159,6 +161,27 @@ def record_ingest(args: argparse.Namespace, data_dir: Path, mode: str) -> dict[s
     }
 
 
+def fsync_ceiling(args: argparse.Namespace, data_dir: Path, writes: int = 3000) -> dict[str, Any]:
+    """Median fdatasync time after a 100-byte write into allocated space, and the SYNC bound it sets."""
+    path = data_dir / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, writes * 100)
+        os.fsync(fd)
+        record = b"r" * 100
+        times = []
+        for i in range(writes):
+            started = time.perf_counter()
+            os.pwrite(fd, record, i * 100)
+            os.fdatasync(fd)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    latency = float(np.median(times))
+    return {"fdatasync_us": latency * 1e6, "bound_points_per_s": args.threads * 2 / latency}
+
+
 def query(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     settings = default_settings().replace(wal_mode="DISABLE")
     rng = np.random.default_rng(11)
@@ -249,7 +272,10 @@ def run_child(args: argparse.Namespace) -> None:
         if args.child == "a":
             out: Any = tablet_ingest(args, data_dir)
         elif args.child == "b":
-            out = [record_ingest(args, data_dir, mode) for mode in args.record_modes.split(",")]
+            out = {
+                "fsync": fsync_ceiling(args, data_dir),
+                "modes": [record_ingest(args, data_dir, mode) for mode in args.record_modes.split(",")],
+            }
         elif args.child == "s":
             out = scan_aggregate(args, data_dir)
         else:
@@ -321,7 +347,13 @@ def main() -> None:
         ))
     if "b" in args.workloads:
         results["b"] = child(args, "b")
-        for b in results["b"]:
+        ceiling = results["b"]["fsync"]
+        rows.append((
+            f"(b) bound for SYNC, {args.threads} threads x 2 points per fdatasync",
+            f"{fmt(ceiling['bound_points_per_s'])} points/s (fdatasync {ceiling['fdatasync_us']:.0f} us, median)",
+            "-",
+        ))
+        for b in results["b"]["modes"]:
             per_fsync = "" if b["records_per_fsync"] is None else f", {b['records_per_fsync']:.1f} records/fsync"
             rows.append((
                 f"(b) insert_record 2 DOUBLE, {b['threads']} threads, {b['wal_mode']}",
