@@ -6,6 +6,10 @@ publishes is kept and one WAL append serves many messages. A QoS 1 PUBACK or QoS
 only once its batch is durable per ``wal_mode``; the wait for the fsync happens on a separate
 thread, so the ingest thread formats and logs the next batch meanwhile. When a connection's unwritten
 backlog grows past a bound, the socket stops being read until the backlog drains (backpressure).
+
+A QoS 2 resend is not written again, and its PUBREC waits until the first receipt's write is durable:
+that write may still be under way for a connection that was dropped or taken over. Acknowledgements
+of later batches wait behind it, so a connection's acknowledgements keep the order of its publishes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from iotdb_core.formatter import FormatContext
@@ -55,6 +61,9 @@ TOPIC_ALIAS_MAXIMUM = 1024
 #: Unwritten publishes (or bytes of payload) after which the socket is no longer read.
 BACKLOG_MESSAGES = 5000
 BACKLOG_BYTES = 16 * 1024 * 1024
+#: QoS 1 and 2 publishes an MQTT 5 client may have unacknowledged (Receive Maximum, announced in CONNACK and
+#: enforced): the backlog bound, so a client keeping to it is not paused for its QoS 1 and 2 publishes alone.
+RECEIVE_MAXIMUM = BACKLOG_MESSAGES
 _PINGRESP = encode(PingResp(), 4)
 _CONNACK_CODES_V3 = {
     ReasonCode.UNSUPPORTED_PROTOCOL_VERSION: 1,
@@ -65,6 +74,16 @@ _CONNACK_CODES_V3 = {
     ReasonCode.BAD_USER_NAME_OR_PASSWORD: 4,
     ReasonCode.NOT_AUTHORIZED: 5,
 }
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Publishes written together, with the first-write outcomes of their QoS 2 messages."""
+
+    publishes: list[InboundPublish]
+    first_writes: dict[int, asyncio.Future[PublishOutcome | None]]
+    """By index in ``publishes``, each QoS 2 message's entry of ``SessionState.qos2_pending``: this batch
+    resolves it for a first receipt (``write`` is True); a resend's acknowledgement waits for it."""
 
 
 class MqttConnection(asyncio.Protocol):
@@ -90,10 +109,17 @@ class MqttConnection(asyncio.Protocol):
         self._aliases: dict[int, str] = {}
         self._pending: list[InboundPublish] = []
         self._pending_bytes = 0
+        self._pending_first_writes: dict[int, asyncio.Future[PublishOutcome | None]] = {}
         self._writing = False
         self._durability_waits = 0
+        #: Durable batches not acknowledged yet: the first holds a resend whose first write is unfinished.
+        self._durable_batches: deque[tuple[_Batch, list[PublishOutcome]]] = deque()
+        self._awaited: asyncio.Future[PublishOutcome | None] | None = None
         self._paused = False
+        #: In flight for Receive Maximum: QoS 1 publishes without PUBACK, QoS 2 ids without PUBCOMP (or a
+        #: failure PUBREC), both received on this connection.
         self._unacked = 0
+        self._unreleased: set[int] = set()
         #: MQTT 5 Request Problem Information: when 0, no reason strings on PUBACK, PUBREC or SUBACK [MQTT-3.1.2-29].
         self._problem_information = True
 
@@ -217,6 +243,7 @@ class MqttConnection(asyncio.Protocol):
             properties = Properties(
                 maximum_packet_size=server.settings.mqtt_max_message_size,
                 topic_alias_maximum=TOPIC_ALIAS_MAXIMUM,
+                receive_maximum=RECEIVE_MAXIMUM,
                 assigned_client_identifier=assigned,
                 wildcard_subscription_available=0,
                 subscription_identifier_available=0,
@@ -249,26 +276,47 @@ class MqttConnection(asyncio.Protocol):
             self._violation(ReasonCode.PROTOCOL_ERROR, "a PUBLISH needs a topic name or a topic alias")
             return
         qos = publish.qos
+        packet_id = publish.packet_id
+        if qos and not self._count_in_flight(qos, packet_id):  # type: ignore[arg-type]
+            return
         write = True
         if qos == 2:
-            pending = self.session.qos2_pending
-            if publish.packet_id in pending:
-                write = False
-            else:
-                pending.add(publish.packet_id)  # type: ignore[arg-type]
-        if qos:
-            self._unacked += 1
-        self._pending.append(InboundPublish(topic, publish.payload, qos, publish.packet_id, write))
+            first_write, write = self._qos2_receipt(packet_id)  # type: ignore[arg-type]
+            self._pending_first_writes[len(self._pending)] = first_write
+        self._pending.append(InboundPublish(topic, publish.payload, qos, packet_id, write))
         self._pending_bytes += len(publish.payload)
         if not self._paused and (len(self._pending) > BACKLOG_MESSAGES or self._pending_bytes > BACKLOG_BYTES):
             self._paused = True
             if self.transport is not None:
                 self.transport.pause_reading()
 
-    def _on_pubrel(self, pubrel: PubRel) -> None:
+    def _count_in_flight(self, qos: int, packet_id: int) -> bool:
+        """Count a QoS 1 or 2 publish as unacknowledged; False, closing, when it exceeds Receive Maximum."""
+        if qos == 1:
+            self._unacked += 1
+        else:
+            self._unreleased.add(packet_id)
+        if self.level == 5 and self._unacked + len(self._unreleased) > RECEIVE_MAXIMUM:
+            self._violation(ReasonCode.RECEIVE_MAXIMUM_EXCEEDED,
+                            f"more than {RECEIVE_MAXIMUM} QoS 1 and 2 publishes unacknowledged")
+            return False
+        return True
+
+    def _qos2_receipt(self, packet_id: int) -> tuple[asyncio.Future[PublishOutcome | None], bool]:
+        """The outcome of QoS 2 message ``packet_id``'s first write, and whether this receipt is the first.
+
+        A resend (its id still awaits PUBREL in the session) is not written again.
+        """
         pending = self.session.qos2_pending
-        if pubrel.packet_id in pending:
-            pending.discard(pubrel.packet_id)
+        first_write = pending.get(packet_id)
+        if first_write is not None:
+            return first_write, False
+        first_write = pending[packet_id] = asyncio.get_running_loop().create_future()
+        return first_write, True
+
+    def _on_pubrel(self, pubrel: PubRel) -> None:
+        self._unreleased.discard(pubrel.packet_id)
+        if self.session.qos2_pending.pop(pubrel.packet_id, None) is not None:
             code = 0
         else:
             code = ReasonCode.PACKET_IDENTIFIER_NOT_FOUND if self.level == 5 else 0
@@ -304,12 +352,13 @@ class MqttConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ writing and acknowledging
 
     def _submit(self) -> None:
-        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        batch = _Batch(self._pending, self._pending_first_writes)
+        self._pending, self._pending_bytes, self._pending_first_writes = [], 0, {}
         self._writing = True
-        future = self.server.submit(self.context, batch)
+        future = self.server.submit(self.context, batch.publishes)
         future.add_done_callback(lambda done: self._written(batch, done))
 
-    def _written(self, batch: list[InboundPublish], done: asyncio.Future[IngestedBatch]) -> None:
+    def _written(self, batch: _Batch, done: asyncio.Future[IngestedBatch]) -> None:
         """The batch is logged: wait for its durability off the ingest thread, and start the next batch."""
         self._writing = False
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
@@ -326,38 +375,87 @@ class MqttConnection(asyncio.Protocol):
             self._paused = False
             self.transport.resume_reading()
 
-    def _durable(self, batch: list[InboundPublish], done: asyncio.Future[list[PublishOutcome]]) -> None:
+    def _durable(self, batch: _Batch, done: asyncio.Future[list[PublishOutcome]]) -> None:
         """The batch is durable (batches of one connection become durable in order): acknowledge it."""
         self._durability_waits -= 1
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
         if error is not None:
             self._write_failed(batch, error)
             return
+        outcomes = done.result()
+        for index, first_write in batch.first_writes.items():
+            if batch.publishes[index].write:
+                first_write.set_result(outcomes[index])
         if not self.closed:
-            self._acknowledge(batch, done.result())
+            self._durable_batches.append((batch, outcomes))
+            self._acknowledge_durable()
         self.server.batch_done(self)
 
-    def _write_failed(self, batch: list[InboundPublish], error: BaseException) -> None:
+    def _write_failed(self, batch: _Batch, error: BaseException) -> None:
         # Nothing of the batch is acknowledged: QoS 1 and 2 publishers resend it after reconnecting,
-        # so the QoS 2 ids must not be taken for already stored.
+        # so the QoS 2 ids must not be taken for already stored — nor resends waiting for this write.
         log.error("write for client %r failed, its publishes stay unacknowledged: %s", self.client_id, error)
-        for publish in batch:
-            if publish.qos == 2 and publish.write:
-                self.session.qos2_pending.discard(publish.packet_id)  # type: ignore[arg-type]
+        pending = self.session.qos2_pending
+        for index, first_write in batch.first_writes.items():
+            publish = batch.publishes[index]
+            if publish.write:
+                first_write.set_result(None)
+                if pending.get(publish.packet_id) is first_write:  # type: ignore[arg-type]
+                    del pending[publish.packet_id]  # type: ignore[arg-type]
         self._violation(ReasonCode.SERVER_BUSY, f"write failed: {error}")
         if self._pending and not self._writing:
             self._submit()  # what arrived later (a will, QoS 0 data) still gets its chance
         self.server.batch_done(self)
 
-    def _acknowledge(self, batch: list[InboundPublish], outcomes: list[PublishOutcome]) -> None:
+    def _acknowledge_durable(self) -> None:
+        """Acknowledge the durable batches in order, stopping at one whose resend waits for its first write."""
+        queue = self._durable_batches
+        while queue:
+            batch, outcomes = queue[0]
+            if batch.first_writes and not self._settle_resends(batch, outcomes):
+                return
+            queue.popleft()
+            self._acknowledge(batch.publishes, outcomes)
+
+    def _settle_resends(self, batch: _Batch, outcomes: list[PublishOutcome]) -> bool:
+        """Give each resend in ``batch`` the outcome of its first write; False while one of them is unfinished.
+
+        If one of those writes failed, the resend was not stored either: the connection is closed without
+        acknowledging it, and the client's next resend is written (the failure forgot the id).
+        """
+        for index, first_write in batch.first_writes.items():
+            publish = batch.publishes[index]
+            if publish.write:
+                continue
+            if not first_write.done():
+                if first_write is not self._awaited:
+                    self._awaited = first_write
+                    first_write.add_done_callback(self._first_write_done)
+                return False
+            outcome = first_write.result()
+            if outcome is None:
+                self._violation(ReasonCode.SERVER_BUSY,
+                                f"the first write of resent QoS 2 message {publish.packet_id} failed")
+                return False
+            outcomes[index] = outcome
+        return True
+
+    def _first_write_done(self, first_write: asyncio.Future[PublishOutcome | None]) -> None:
+        if self._awaited is first_write:
+            self._awaited = None
+        self._acknowledge_durable()
+        self.server.batch_done(self)
+
+    def _acknowledge(self, publishes: list[InboundPublish], outcomes: list[PublishOutcome]) -> None:
         acks: list[bytes] = []
         level = self.level
-        for publish, outcome in zip(batch, outcomes, strict=True):
+        for publish, outcome in zip(publishes, outcomes, strict=True):
             if not publish.qos:
                 continue
-            self._unacked -= 1
             packet_id = publish.packet_id
             assert packet_id is not None
+            if publish.qos == 1:
+                self._unacked -= 1
             if outcome.reason_code and level == 5:
                 properties = Properties(reason_string=outcome.reason if self._problem_information else None)
                 ack = PubAck if publish.qos == 1 else PubRec
@@ -365,7 +463,8 @@ class MqttConnection(asyncio.Protocol):
                 if publish.qos == 2:
                     # A failure PUBREC ends the exchange: no PUBREL follows and the client may reuse the
                     # id at once [MQTT-4.3.3], so it must not mark the next message as a resend.
-                    self.session.qos2_pending.discard(packet_id)
+                    self._unreleased.discard(packet_id)
+                    self.session.qos2_pending.pop(packet_id, None)
             else:
                 acks.append((b"\x40\x02" if publish.qos == 1 else b"\x50\x02") + packet_id.to_bytes(2, "big"))
         if acks:
@@ -377,8 +476,9 @@ class MqttConnection(asyncio.Protocol):
         return self._authenticating
 
     def has_work(self) -> bool:
-        """True while publishes of this connection are queued, being written or awaiting durability."""
-        return self._writing or bool(self._pending) or self._durability_waits > 0
+        """True while publishes of this connection are queued, being written, awaiting durability or
+        awaiting the first write of a QoS 2 resend."""
+        return self._writing or bool(self._pending) or self._durability_waits > 0 or bool(self._durable_batches)
 
     # ------------------------------------------------------------------ closing
 
@@ -438,15 +538,25 @@ class MqttConnection(asyncio.Protocol):
     def _close_session(self, *, abnormal: bool) -> None:
         if self.connected:
             if abnormal and self._will is not None:
-                will = self._will
-                self._pending.append(InboundPublish(will.topic, will.payload, 0, None))
-                if not self._writing:
-                    self._submit()
+                self._publish_will(self._will)
             self._will = None
+            self._durable_batches.clear()  # nothing more is acknowledged
             self.server.sessions.keep(self.client_id, self.session)
         if self._pending and not self._writing:
             self._submit()
         self.server.connection_closed(self)
+
+    def _publish_will(self, will: Will) -> None:
+        """Write the will now, or — MQTT 5 — once its Will Delay Interval or the session ends, whichever is first.
+
+        A delayed will is left to the server, which drops it if the client id connects again before it is
+        due [MQTT-3.1.2-8].
+        """
+        delay = min(will.properties.will_delay_interval or 0, self.session.expiry_interval)
+        if delay:
+            self.server.delay_will(self.context, will, delay)
+        else:
+            self._pending.append(InboundPublish(will.topic, will.payload, 0, None))
 
     def _peer(self) -> str:
         if self.transport is None:

@@ -32,7 +32,7 @@ _REASON_STRING_LIMIT = 200
 
 @dataclass(slots=True)
 class InboundPublish:
-    """One publish waiting to be written; ``write`` is False for a QoS 2 resend already stored."""
+    """One publish waiting to be written; ``write`` is False for a QoS 2 resend (its first receipt is written)."""
 
     topic: str
     payload: bytes

@@ -1,4 +1,4 @@
-"""The asyncio MQTT server: listening socket, live connections, time-outs and graceful stop."""
+"""The asyncio MQTT server: listening socket, live connections, delayed wills, time-outs and graceful stop."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import errno
 import logging
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import NamedTuple
 
 from iotdb_core.auth import UserStore
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
 from iotdb_core.formatter import FormatContext
 from iotdb_core.metrics import ServiceCounters
+from iotdb_mqtt.codec.packets import Will
 from iotdb_mqtt.codec.reason_codes import ReasonCode
 from iotdb_mqtt.connection import MqttConnection
 from iotdb_mqtt.ingest import InboundPublish, IngestedBatch, Ingestor, PublishOutcome
@@ -25,6 +27,12 @@ SWEEP_INTERVAL_S = 0.5
 #: Sockets accepted beyond ``mqtt_max_connections`` before new ones are closed unread; the margin
 #: lets refused clients read their CONNACK.
 SOCKET_MARGIN = 64
+
+
+class _DelayedWill(NamedTuple):
+    context: FormatContext
+    will: Will
+    timer: asyncio.TimerHandle
 
 
 class MqttServer:
@@ -41,11 +49,15 @@ class MqttServer:
         self.auth_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-auth")
         self.durability_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-durable")
         self._connections: set[MqttConnection] = set()
+        #: Closed connections whose received publishes are still being written: :meth:`stop` waits for them too.
+        self._draining: set[MqttConnection] = set()
         self._by_client: dict[str, MqttConnection] = {}
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._delayed_wills: dict[str, _DelayedWill] = {}
+        self._will_writes: set[asyncio.Task[None]] = set()
         #: Set by :meth:`stop`: sockets stay paused from then on, even when their backlog drains.
         self.stopping = False
 
@@ -73,7 +85,10 @@ class MqttServer:
         return host, port
 
     async def stop(self) -> None:
-        """Stop accepting, finish and acknowledge what was received, then close every connection."""
+        """Stop accepting, finish and acknowledge what was received, close every connection, write the wills.
+
+        Sessions do not outlive the server, so delayed wills are written now rather than lost.
+        """
         self.stopping = True
         if self._server is not None:
             self._server.close()
@@ -84,6 +99,10 @@ class MqttServer:
         for connection in list(self._connections):
             connection.close_for(ReasonCode.SERVER_SHUTTING_DOWN, "the server is shutting down")
         await self._wait_idle()
+        for client_id in list(self._delayed_wills):
+            self._publish_delayed_will(client_id)
+        if self._will_writes:
+            await asyncio.wait(self._will_writes)
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._server is not None:
@@ -92,7 +111,7 @@ class MqttServer:
         self.durability_executor.shutdown(wait=True)
 
     async def _wait_idle(self) -> None:
-        while any(connection.has_work() for connection in self._connections):
+        while any(connection.has_work() for connection in (*self._connections, *self._draining)):
             self._idle.clear()
             await self._idle.wait()
 
@@ -109,10 +128,12 @@ class MqttServer:
         self.counters.add("mqtt_connections_current")
 
     def connection_closed(self, connection: MqttConnection) -> None:
-        """Forget a closed connection (its queued publishes still get written)."""
+        """Forget a closed connection; its queued publishes (and its will) still get written."""
         if connection in self._connections:
             self._connections.discard(connection)
             self.counters.add("mqtt_connections_current", -1)
+        if connection.has_work():
+            self._draining.add(connection)
         if self._by_client.get(connection.client_id) is connection:
             del self._by_client[connection.client_id]
 
@@ -127,11 +148,40 @@ class MqttServer:
         return self.users.verify(username, password)
 
     def take_over(self, connection: MqttConnection) -> None:
-        """Register ``connection`` under its client id, closing an older connection with the same id."""
+        """Register ``connection`` under its client id, closing an older connection with the same id.
+
+        A delayed will of the client id — the older connection's included — is dropped: the client
+        connected again before it was due [MQTT-3.1.2-8].
+        """
         older = self._by_client.get(connection.client_id)
         if older is not None and older is not connection:
             older.close_for(ReasonCode.SESSION_TAKEN_OVER, "another connection took over this client id")
         self._by_client[connection.client_id] = connection
+        delayed = self._delayed_wills.pop(connection.client_id, None)
+        if delayed is not None:
+            delayed.timer.cancel()
+
+    # ------------------------------------------------------------------ wills
+
+    def delay_will(self, context: FormatContext, will: Will, delay: float) -> None:
+        """Write the will of the closed connection of ``context.client_id`` after ``delay`` seconds."""
+        timer = asyncio.get_running_loop().call_later(delay, self._publish_delayed_will, context.client_id)
+        self._delayed_wills[context.client_id] = _DelayedWill(context, will, timer)
+
+    def _publish_delayed_will(self, client_id: str) -> None:
+        context, will, timer = self._delayed_wills.pop(client_id)
+        timer.cancel()
+        task = asyncio.get_running_loop().create_task(self._write_will(context, will))
+        self._will_writes.add(task)
+        task.add_done_callback(self._will_writes.discard)
+
+    async def _write_will(self, context: FormatContext, will: Will) -> None:
+        """Write a will and wait until it is durable, like the publishes of a connection."""
+        try:
+            ingested = await self.submit(context, [InboundPublish(will.topic, will.payload, 0, None)])
+            await self.await_durable(ingested)
+        except Exception as exc:
+            log.error("writing the delayed will of client %r failed: %s", context.client_id, exc)
 
     # ------------------------------------------------------------------ ingestion
 
@@ -152,6 +202,7 @@ class MqttServer:
     def batch_done(self, connection: MqttConnection) -> None:
         """Wake :meth:`stop` when the last batch finished."""
         if not connection.has_work():
+            self._draining.discard(connection)
             self._idle.set()
 
     # ------------------------------------------------------------------ time-outs

@@ -1,15 +1,20 @@
 """Session state that outlives a connection, and the register of live client ids.
 
-The only state a publish-only server keeps for a session is the set of QoS 2 packet ids whose
-PUBREC was sent but whose PUBREL has not arrived: a resend of such a publish must not be written
-twice, even after a reconnect. A session is kept after its connection closes when the client asked
-for it (MQTT 3.1.x: clean session 0; MQTT 5: clean start 0 and a session expiry interval > 0).
+The only state a publish-only server keeps for a session is the QoS 2 packet ids received whose
+PUBREL has not arrived: a resend of such a publish must not be written twice, even after a reconnect.
+Each id keeps the outcome of the first receipt's write, so that a resend is not acknowledged before
+that write is durable — it may still be under way on a connection that was dropped or taken over. A
+session is kept after its connection closes when the client asked for it (MQTT 3.1.x: clean session
+0; MQTT 5: clean start 0 and a session expiry interval > 0).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
+
+from iotdb_mqtt.ingest import PublishOutcome
 
 #: MQTT 5's "never expires" session expiry interval.
 NEVER_EXPIRES = 0xFFFFFFFF
@@ -21,7 +26,9 @@ MAX_STORED_SESSIONS = 100_000
 class SessionState:
     """What must survive between connections of one client id."""
 
-    qos2_pending: set[int] = field(default_factory=set)
+    qos2_pending: dict[int, asyncio.Future[PublishOutcome | None]] = field(default_factory=dict)
+    """QoS 2 ids awaiting PUBREL, each with the outcome of its first receipt's write once durable
+    (``None`` if that write failed; the id is then forgotten, so the client's next resend is written)."""
     expiry_interval: int = 0
 
 

@@ -10,10 +10,12 @@ each test as a whole (the `_test_deadline` fixture of tests/conftest.py).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +60,13 @@ StartServer = Callable[..., ServerProcess]
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
     """Start ``iotdb serve`` subprocesses with given properties; each is stopped (or killed) afterwards.
 
-    ``start_server(name="server", **properties)``: a second call with the same ``name`` restarts on
-    the same directory, hence the same data directory.
+    ``start_server(name="server", env=None, **properties)``: a second call with the same ``name`` restarts
+    on the same directory, hence the same data directory; ``env`` adds environment variables.
     """
     servers: list[ServerProcess] = []
 
-    def start(name: str = "server", **properties: object) -> ServerProcess:
-        server = ServerProcess(tmp_path / name, properties=properties)
+    def start(name: str = "server", env: Mapping[str, str] | None = None, **properties: object) -> ServerProcess:
+        server = ServerProcess(tmp_path / name, properties=properties, env=env)
         servers.append(server)
         return server.start(timeout=TIMEOUT * 3)
 
@@ -322,3 +324,66 @@ class PahoPublisher:
         """Clean DISCONNECT and stop the network thread."""
         self.client.disconnect()
         self.client.loop_stop()
+
+
+# ---------------------------------------------------------------------------------------- write gate
+
+
+class WriteGate:
+    """The test plugin ``iotdb_test_gate.py`` installed for server subprocesses started with :attr:`env`.
+
+    It holds or fails the server's writes of ``root.gate.held`` and logs every durable row, steered
+    through files in :attr:`directory` (see the plugin's docstring).
+    """
+
+    DEVICE = "root.gate.held"
+    TOPIC = "root/gate/held"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        site = directory / "site"
+        info = site / "iotdb_test_gate-1.0.dist-info"
+        info.mkdir(parents=True)
+        shutil.copy(Path(__file__).with_name("iotdb_test_gate.py"), site / "iotdb_test_gate.py")
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: iotdb-test-gate\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text("[iotdb]\ntest_gate = iotdb_test_gate\n")
+        python_path = os.pathsep.join(filter(None, (str(site), os.environ.get("PYTHONPATH"))))
+        self.env = {"PYTHONPATH": python_path, "IOTDB_TEST_GATE": str(directory)}
+
+    def hold(self) -> None:
+        """Hold writes of :attr:`DEVICE` from now on."""
+        (self.directory / "hold").touch()
+
+    def wait_holding(self) -> None:
+        """Wait until a write is being held."""
+        assert wait_until((self.directory / "holding").exists), "no write reached the gate"
+
+    def release(self, *, fail: bool = False) -> None:
+        """Let held writes go on; with ``fail`` they raise instead of writing."""
+        if fail:
+            (self.directory / "fail").touch()
+        (self.directory / "hold").unlink()
+
+    def pass_writes(self) -> None:
+        """Stop failing writes."""
+        (self.directory / "fail").unlink(missing_ok=True)
+
+    def written(self) -> list[tuple[str, int]]:
+        """Every durable row so far, as ``(device, timestamp)`` in the order they became durable."""
+        log = self.directory / "written.log"
+        if not log.exists():
+            return []
+        lines = log.read_text(encoding="utf-8").splitlines()
+        return [(device, int(timestamp)) for device, timestamp in (line.split() for line in lines)]
+
+
+@pytest.fixture
+def gate(tmp_path: Path, start_server: StartServer) -> Iterator[WriteGate]:
+    """The write gate plugin, ready to be passed to :func:`start_server` as ``env=gate.env``.
+
+    It depends on ``start_server`` so that it is torn down first: a write still held is released before
+    the servers are stopped, which would otherwise wait for it.
+    """
+    gate = WriteGate(tmp_path / "gate")
+    yield gate
+    (gate.directory / "hold").unlink(missing_ok=True)
