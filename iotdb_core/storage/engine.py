@@ -417,6 +417,10 @@ class Engine:
         rows = list(rows)
         if self._hook.iotdb_before_write.get_hookimpls():
             self._hook.iotdb_before_write(rows=rows, settings=self.settings)
+        return self._write_rows_deferred(rows)
+
+    def _write_rows_deferred(self, rows: list[Row]) -> PendingWrite:
+        """:meth:`write_rows_deferred` once the ``iotdb_before_write`` hooks ran."""
         while True:
             epoch = self._schema_epoch
             prepared = self._ingest.rows(rows)
@@ -444,8 +448,15 @@ class Engine:
         Numpy columns of a matching dtype are validated and logged without per-point Python work.
         """
         self._check_open()
+        rows: list[Row] | None = None
         if self._hook.iotdb_before_write.get_hookimpls():
-            return self.write_rows(_tablet_rows(device, timestamps, measurements, columns, types))
+            # Hooks see the tablet as rows. When they leave every row as it was (the usual case for a
+            # validating plugin), the tablet is still written column by column.
+            rows = _tablet_rows(device, timestamps, measurements, columns, types)
+            given = list(rows)
+            self._hook.iotdb_before_write(rows=rows, settings=self.settings)
+            if len(rows) != len(given) or any(row is not before for row, before in zip(rows, given, strict=True)):
+                return self._write_rows_deferred(rows).wait()
         while True:
             epoch = self._schema_epoch
             prepared = self._ingest.tablet(device, timestamps, measurements, columns, types)
@@ -453,9 +464,9 @@ class Engine:
             if not prepared.points or self._commit(prepared, epoch) is not None:
                 break
         if self._hook.iotdb_after_write.get_hookimpls():
-            self._hook.iotdb_after_write(
-                rows=_tablet_rows(device, timestamps, measurements, columns, types), result=result
-            )
+            if rows is None:
+                rows = _tablet_rows(device, timestamps, measurements, columns, types)
+            self._hook.iotdb_after_write(rows=rows, result=result)
         return result
 
     def _commit(self, prepared: PreparedRows | PreparedTablet, epoch: int, *, wait: bool = True) -> int | None:

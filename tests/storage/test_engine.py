@@ -303,6 +303,51 @@ def test_after_write_only_hook_sees_tablet_rows(tmp_path: Path) -> None:
     assert seen == [Row("root.sg.d", 1, ("s",), (1.5,), None), Row("root.sg.d", 2, ("s",), (2.5,), None)]
 
 
+def test_tablet_rows_a_before_write_hook_changes_are_written_as_changed(tmp_path: Path) -> None:
+    class HalveTwo:
+        @hookimpl
+        def iotdb_before_write(self, rows: list[Row]) -> None:
+            rows[:] = [row._replace(values=(row.values[0] / 2,)) if row.timestamp == 2 else row for row in rows]
+
+    manager = create_plugin_manager(load_entry_points=False, plugins=[HalveTwo()])
+    with Engine.open(tmp_path, default_settings(), manager) as engine:
+        result = engine.insert_tablet("root.sg.d", np.array([1, 2, 3]), ["s"], [np.array([1.0, 2.0, 3.0])])
+        assert result.points_written == 3
+        assert engine.query("root.sg.d.s").values.tolist() == [1.0, 1.0, 3.0]
+
+
+def test_a_tablet_before_write_hooks_leave_alone_is_written_whole(tmp_path: Path) -> None:
+    seen: list[Row] = []
+    written: list[Row] = []
+
+    class Observer:
+        @hookimpl
+        def iotdb_before_write(self, rows: list[Row]) -> None:
+            seen.extend(rows)
+            rows[:] = list(rows)  # the same rows in a new list: nothing changed
+
+        @hookimpl
+        def iotdb_after_write(self, rows: list[Row], result: WriteResult) -> None:
+            written.extend(rows)
+
+    manager = create_plugin_manager(load_entry_points=False, plugins=[Observer()])
+    timestamps = np.array([3, 1, 2])
+    columns = [np.array([3.5, 1.5, 2.5]), [None, "b", "c"], np.array([True, False, True])]
+    with Engine.open(tmp_path, default_settings(), manager) as engine:
+        result = engine.insert_tablet("root.sg.d", timestamps, ["x", "t", "flag"], columns)
+        assert (result.points_written, result.failures) == (8, [])
+        assert engine.query("root.sg.d.x").values.tolist() == [1.5, 2.5, 3.5]
+        assert engine.query("root.sg.d.t").timestamps.tolist() == [1, 2]
+        assert engine.query("root.sg.d.flag").values.tolist() == [False, True, True]
+    expected = [
+        Row("root.sg.d", 3, ("x", "t", "flag"), (3.5, None, True), None),
+        Row("root.sg.d", 1, ("x", "t", "flag"), (1.5, "b", False), None),
+        Row("root.sg.d", 2, ("x", "t", "flag"), (2.5, "c", True), None),
+    ]
+    assert seen == expected
+    assert written == expected
+
+
 def test_text_with_an_unpaired_surrogate_is_rejected_and_the_rest_written(tmp_path: Path) -> None:
     with Engine.open(tmp_path / "data") as engine:
         result = engine.insert_record("root.sg.d1", 1, ["bad", "ok", "accent"], ["\udc00", "fine", "héllo"])
