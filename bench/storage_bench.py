@@ -10,11 +10,13 @@ Workloads (each runs in a fresh child process, so peak RSS is its own):
      --record-modes (SYNC first; the others show what the fsync costs). First it measures this disk's
      fdatasync after a 100-byte write into allocated space, as the WAL does it: each SYNC call waits for one,
      so --threads threads can reach at most threads x 2 points per fdatasync time, with no CPU cost at all.
+  h  (a) with an iotdb_before_write hook registered that looks at every row and changes none, for
+     --hook-points points: what a validating plugin costs the tablet path.
   c  full-range query of one series of --query-points points, all in TsFiles (written, closed, reopened).
   s  COUNT + AVG over one series of --query-points points in flushed TsFiles, from Engine.scan statistics
      and from a full Engine.query (best of 3 each); then the latency of Engine.delete calls.
 
-Usage: python bench/storage_bench.py [--quick] [--workloads abcs] [--json results.json]
+Usage: python bench/storage_bench.py [--quick] [--workloads abhcs] [--json results.json]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from iotdb_core import hookimpl  # noqa: E402
+from iotdb_core import Row, hookimpl  # noqa: E402
 from iotdb_core.config import default_settings  # noqa: E402
 from iotdb_core.hookspecs import FlushInfo  # noqa: E402
 from iotdb_core.plugin_manager import create_plugin_manager  # noqa: E402
@@ -74,25 +76,37 @@ class FlushCounter:
         self.flushes += 1
 
 
+class RowObserver:
+    """A before_write hook that reads every row and leaves them all as they were."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    @hookimpl
+    def iotdb_before_write(self, rows: list[Row]) -> None:
+        self.rows += len(rows)
+
+
 def random_walk_pool(rng: np.random.Generator, batches: int) -> np.ndarray:
     """Random-walk increments with 2 decimals, shaped (batches, measurements, rows), each walk from 0."""
     steps = np.round(rng.normal(0.0, 0.5, size=(batches, len(MEASUREMENTS), ROWS_PER_TABLET)), 2)
     return np.round(np.cumsum(steps, axis=2), 2)
 
 
-def tablet_ingest(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+def tablet_ingest(args: argparse.Namespace, data_dir: Path, total_points: int, *, hook: bool = False) -> dict[str, Any]:
     settings = default_settings().replace(
         wal_mode=args.wal_mode, memtable_memory_budget_in_byte=args.budget_mib * MIB
     )
     counter = FlushCounter()
+    plugins: list[object] = [counter, RowObserver()] if hook else [counter]
     rng = np.random.default_rng(7)
     pool = random_walk_pool(rng, 64)
     carry = np.full(len(MEASUREMENTS), 100.0)
     baseline = rss_mib()
-    engine = Engine.open(data_dir, settings, create_plugin_manager(load_entry_points=False, plugins=[counter]))
+    engine = Engine.open(data_dir, settings, create_plugin_manager(load_entry_points=False, plugins=plugins))
     for name in MEASUREMENTS:
         engine.create_timeseries(f"root.bench.d1.{name}", "DOUBLE", args.encoding, args.compressor)
-    batches = args.tablet_points // (ROWS_PER_TABLET * len(MEASUREMENTS))
+    batches = total_points // (ROWS_PER_TABLET * len(MEASUREMENTS))
     start = time.perf_counter()
     for batch in range(batches):
         block = np.round(pool[batch % len(pool)] + carry[:, None], 2)
@@ -270,7 +284,9 @@ def run_child(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="storage-bench-", dir=args.dir))
     try:
         if args.child == "a":
-            out: Any = tablet_ingest(args, data_dir)
+            out: Any = tablet_ingest(args, data_dir, args.tablet_points)
+        elif args.child == "h":
+            out = tablet_ingest(args, data_dir, args.hook_points, hook=True)
         elif args.child == "b":
             out = {
                 "fsync": fsync_ceiling(args, data_dir),
@@ -299,9 +315,10 @@ def fmt(number: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workloads", default="abcs", help="any of a, b, c, s (d and e come with a)")
+    parser.add_argument("--workloads", default="abhcs", help="any of a, b, h, c, s (d and e come with a)")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--tablet-points", type=int, default=20_000_000)
+    parser.add_argument("--hook-points", type=int, default=2_000_000)
     parser.add_argument("--record-seconds", type=float, default=10.0)
     parser.add_argument("--record-modes", default="SYNC,ASYNC")
     parser.add_argument("--threads", type=int, default=4)
@@ -316,11 +333,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.tablet_points, args.record_seconds, args.query_points = 2_000_000, 2.0, 1_000_000
+        args.hook_points = 500_000
     if args.child:
         run_child(args)
         return
     args.passthrough = [
-        f"--tablet-points={args.tablet_points}", f"--record-seconds={args.record_seconds}",
+        f"--tablet-points={args.tablet_points}", f"--hook-points={args.hook_points}",
+        f"--record-seconds={args.record_seconds}",
         f"--record-modes={args.record_modes}", f"--threads={args.threads}", f"--query-points={args.query_points}",
         f"--wal-mode={args.wal_mode}", f"--budget-mib={args.budget_mib}", f"--encoding={args.encoding}",
         f"--compressor={args.compressor}", *([f"--dir={args.dir}"] if args.dir else []),
@@ -360,6 +379,13 @@ def main() -> None:
                 f"{fmt(b['points_per_s'])} points/s ({fmt(b['calls_per_s'])} calls/s{per_fsync})",
                 ">= 150,000 points/s",
             ))
+    if "h" in args.workloads:
+        h = results["h"] = child(args, "h")
+        rows.append((
+            f"(h) insert_tablet as (a) with an observing before_write hook, {fmt(h['points'])} points",
+            f"{fmt(h['ingest_points_per_s'])} points/s",
+            "-",
+        ))
     if "c" in args.workloads:
         c = results["c"] = child(args, "c")
         rows.append((
