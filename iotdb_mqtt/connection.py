@@ -226,7 +226,7 @@ class MqttConnection(asyncio.Protocol):
             self._refuse(ReasonCode.BAD_USER_NAME_OR_PASSWORD, reason)
             return
         server = self.server
-        server.take_over(self)
+        server.take_over(self, clean_start=connect.clean_start)
         self.session, present = server.sessions.take(self.client_id, clean_start=connect.clean_start)
         if self.level == 5:
             self.session.expiry_interval = connect.properties.session_expiry_interval or 0

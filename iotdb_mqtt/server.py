@@ -147,19 +147,23 @@ class MqttServer:
             return True
         return self.users.verify(username, password)
 
-    def take_over(self, connection: MqttConnection) -> None:
+    def take_over(self, connection: MqttConnection, *, clean_start: bool) -> None:
         """Register ``connection`` under its client id, closing an older connection with the same id.
 
-        A delayed will of the client id — the older connection's included — is dropped: the client
-        connected again before it was due [MQTT-3.1.2-8].
+        A delayed will of the client id — the older connection's included — is settled now: a clean start
+        ends the session the will belongs to, so the will is written; a connection that continues the
+        session drops it [MQTT-3.1.3-9].
         """
         older = self._by_client.get(connection.client_id)
         if older is not None and older is not connection:
             older.close_for(ReasonCode.SESSION_TAKEN_OVER, "another connection took over this client id")
         self._by_client[connection.client_id] = connection
-        delayed = self._delayed_wills.pop(connection.client_id, None)
-        if delayed is not None:
-            delayed.timer.cancel()
+        if connection.client_id not in self._delayed_wills:
+            return
+        if clean_start:
+            self._publish_delayed_will(connection.client_id)
+        else:
+            self._delayed_wills.pop(connection.client_id).timer.cancel()
 
     # ------------------------------------------------------------------ wills
 

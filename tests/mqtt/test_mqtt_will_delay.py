@@ -59,6 +59,21 @@ def test_connecting_again_before_the_will_delay_drops_the_will(start_server: Sta
     assert data == {WILL_SERIES: {}, S1: {1: 1.5}}
 
 
+@pytest.mark.parametrize("takeover", [False, True], ids=["reconnect", "takeover"])
+def test_a_clean_start_before_the_will_delay_ends_the_session_and_writes_the_will(
+        start_server: StartServer, gate: WriteGate, takeover: bool) -> None:
+    server = start_server(env=gate.env)
+    first = connected_raw(server, "restarted", 5, will=_will(1, 3600), properties=_session(3600))
+    if not takeover:
+        first.close()
+    second = connected_raw(server, "restarted", 5, clean_start=True)
+    if takeover:
+        assert [(type(p), p.reason_code) for p in first.wait_closed()] == [(Disconnect, 0x8E)]
+    assert wait_until(lambda: (WILL_DEVICE, 1) in gate.written()), "the will was not written"
+    second.disconnect()
+    assert stop_and_read(server, WILL_SERIES)[WILL_SERIES] == {1: True}
+
+
 @pytest.mark.parametrize("connected", [False, True], ids=["closed-before", "connected-at-shutdown"])
 def test_shutdown_writes_pending_delayed_wills(start_server: StartServer, connected: bool) -> None:
     server = start_server()
