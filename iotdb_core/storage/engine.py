@@ -409,7 +409,7 @@ class Engine:
     def write_rows_deferred(self, rows: Sequence[Row]) -> PendingWrite:
         """Write rows like :meth:`write_rows` but return before the durability wait.
 
-        The rows are in the WAL (written, not yet fsynced in SYNC mode) and visible to reads; call
+        The rows are logged (in SYNC mode queued for the next fsync, which writes them) and visible to reads; call
         :meth:`PendingWrite.wait` — from any thread — before acknowledging them. This lets the MQTT
         ingest thread go on formatting the next batch while an fsync covers this one.
         """

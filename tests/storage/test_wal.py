@@ -402,3 +402,17 @@ def test_closed_log_rejects_writes_and_close_is_idempotent(tmp_path: Path) -> No
 
 def test_replay_of_a_missing_directory_is_empty(tmp_path: Path) -> None:
     assert replay_all(tmp_path / "nowhere") == []
+
+
+@pytest.mark.parametrize("mode", [WalMode.SYNC, WalMode.ASYNC])
+def test_deferred_appends_are_durable_after_wait_and_kept_by_roll_and_close(tmp_path: Path, mode: WalMode) -> None:
+    wal_dir = tmp_path / "wal"
+    with WriteAheadLog(wal_dir, mode) as wal:
+        tickets = [wal.append_deferred(b"a%d" % i) for i in range(3)]
+        wal.wait_durable(tickets[-1])
+        assert replay_all(wal_dir) == [(1, b"a0"), (2, b"a1"), (3, b"a2")]
+        wal.append_deferred(b"b0")
+        assert wal.roll() == 5  # the record not waited for goes into the segment being closed
+        wal.append_deferred(b"c0")  # and this one is made durable by close
+    assert segment_files(wal_dir) == [f"{1:020d}.wal", f"{5:020d}.wal"]
+    assert replay_all(wal_dir) == [(1, b"a0"), (2, b"a1"), (3, b"a2"), (4, b"b0"), (5, b"c0")]
