@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import enum
 import math
+import struct
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 FLOAT_MAX = 3.4028234663852886e38
+_FLOAT32 = struct.Struct("<f")
 
 
 class TSDataType(enum.Enum):
@@ -125,7 +127,8 @@ def coerce(value: object, column: TSDataType) -> bool | int | float | str:
         as_float = float(value)
         if math.isfinite(as_float) and abs(as_float) > FLOAT_MAX:
             raise ValueTypeError(f"{value} is out of the FLOAT range")
-        return as_float
+        # The value a FLOAT holds, also when it is widened into a DOUBLE series or kept as the last point.
+        return float(_FLOAT32.unpack(_FLOAT32.pack(as_float))[0])
     try:
         return float(value)
     except OverflowError:

@@ -89,6 +89,18 @@ def test_explicit_type_wins_and_widening(iotdb_engine: Engine) -> None:
     assert "declared type TEXT cannot be written to a INT32 series" in result.failures[0].reason
 
 
+def test_a_float_value_holds_float32_precision_in_every_series_and_in_the_last_point(iotdb_engine: Engine) -> None:
+    engine = iotdb_engine
+    engine.create_timeseries("root.sg.d.wide", TSDataType.DOUBLE)
+    engine.create_timeseries("root.sg.d.narrow", TSDataType.FLOAT)
+    rounded = float(np.float32(0.1))
+    assert engine.insert_record("root.sg.d", 1, ["wide", "narrow"], [0.1, 0.1], [TSDataType.FLOAT, None]).ok
+    assert engine.insert_tablet("root.sg.d", [2], ["wide"], [[16_777_217]], [TSDataType.FLOAT]).ok
+    assert engine.query("root.sg.d.wide").values.tolist() == [rounded, 16_777_216.0]
+    assert engine.query("root.sg.d.narrow").values.tolist() == [rounded]
+    assert engine.last("root.sg.d.narrow") == (1, rounded)
+
+
 def test_partial_insert_reports_each_failure(iotdb_engine: Engine) -> None:
     result = iotdb_engine.insert_record("root.sg.d", 1, ["x", "y"], [1.0, 2.0])
     result = iotdb_engine.insert_record("root.sg.d", 2, ["x", "y", "bad.name", "z"], [3.0, "oops", 1.0, None])
