@@ -34,6 +34,8 @@ from iotdb_core.storage.schema import (
 from iotdb_core.storage.tsfile_io import check_encoding
 
 _TEXT_ESTIMATE = 64
+#: Consecutive rows of one device and measurement list from which rows are validated column by column.
+COLUMNAR_RUN = 32
 ROW_REJECTED = "not written: another measurement of this row failed and enable_partial_insert is false"
 
 
@@ -101,8 +103,55 @@ class Ingest:
     # --------------------------------------------------------------------------------------------- rows
 
     def rows(self, rows: Sequence[Row]) -> PreparedRows:
-        """Validate rows and group their points by series, creating new series."""
+        """Validate rows and group their points by series, creating new series.
+
+        A run of at least :data:`COLUMNAR_RUN` consecutive rows of one device with the same measurements
+        and types (a batch document, or many single-row messages of one device) whose series all exist is
+        validated as a tablet, column by column: the same rules, without per-point Python work. Chunks keep
+        the call's order, so the last write of a timestamp still wins.
+        """
         out = PreparedRows()
+        count = len(rows)
+        done = start = 0
+        while start < count:
+            end = _run_end(rows, start)
+            if end - start >= COLUMNAR_RUN and self._series_exist(rows[start]):
+                if done < start:
+                    self._rows_one_by_one(rows[done:start], out)
+                self._rows_as_tablet(rows[start:end], out)
+                done = end
+            start = end
+        if done < count:
+            self._rows_one_by_one(rows[done:] if done else rows, out)
+        return out
+
+    def _series_exist(self, row: Row) -> bool:
+        """True when every measurement of the row names an existing series of its (valid) device.
+
+        New series are left to the row-by-row path, which infers each one's type from its first value.
+        """
+        try:
+            device, _ = canonical_device(row.device)
+        except PathError:
+            return False
+        known = self.registry.device_series(device)
+        return all(measurement in known for measurement in row.measurements)
+
+    def _rows_as_tablet(self, run: Sequence[Row], out: PreparedRows) -> None:
+        """Validate a run of one device's rows with the same measurements and types as one tablet."""
+        first = run[0]
+        columns = [list(column) for column in zip(*(row.values for row in run), strict=True)]
+        tablet = self.tablet(first.device, [row.timestamp for row in run], first.measurements, columns, first.types)
+        out.failures.extend(tablet.failures)
+        for column in tablet.columns:
+            timestamps = tablet.timestamps if column.mask is None else tablet.timestamps[column.mask]
+            out.chunks.append(SeriesChunk(tablet.device, column.measurement, column.data_type, timestamps,
+                                          column.values))
+        out.points += tablet.points
+        out.nbytes += tablet.nbytes
+
+    def _rows_one_by_one(self, rows: Sequence[Row], out: PreparedRows) -> None:
+        """Validate rows point by point, appending their chunks (grouped by series) to ``out``."""
         failures = out.failures
         groups: dict[SeriesKey, tuple[TSDataType, list[int], list[Any], list[Any]]] = {}
         planned: dict[SeriesKey, SeriesSchema] = {}
@@ -185,7 +234,6 @@ class Ingest:
             out.chunks.append(SeriesChunk(key[0], key[1], data_type, timestamps, converted))
             out.points += len(timestamps)
             out.nbytes += len(timestamps) * _POINT_BYTES[data_type]
-        return out
 
     def _reconvert(
         self,
@@ -295,6 +343,32 @@ class Ingest:
             prepared.points += count
             prepared.nbytes += _estimate(data_type, count)
         return prepared
+
+
+def _run_end(rows: Sequence[Row], start: int) -> int:
+    """End of the run of rows from ``start`` sharing device, measurements and types, each well formed.
+
+    Rows naming a measurement twice are left out: column by column, the order of those two writes of one
+    timestamp would be lost.
+    """
+    first = rows[start]
+    device, measurements, types = first.device, first.measurements, first.types
+    width = len(measurements)
+    if len(first.values) != width or (types is not None and len(types) != width) or len(set(measurements)) < width:
+        return start + 1
+    end = start + 1
+    count = len(rows)
+    while end < count:
+        row = rows[end]
+        if (
+            (row.device is not device and row.device != device)
+            or (row.measurements is not measurements and row.measurements != measurements)
+            or (row.types is not types and row.types != types)
+            or len(row.values) != width
+        ):
+            break
+        end += 1
+    return end
 
 
 def _py(value: Any) -> Any:
