@@ -52,7 +52,7 @@ Types = tuple[TSDataType | None, ...] | None
 # How a value of a declared type is checked quickly: its exact Python type and, for numbers, the
 # range that fits; anything else goes through ``coerce``, which explains the mismatch. Keyed by
 # type name because hashing an enum member runs Python code.
-Quick = tuple[type, float | None, float | None]
+Quick = tuple[type[Any], float | None, float | None]
 _QUICK: dict[str, Quick] = {
     "BOOLEAN": (bool, None, None),
     "INT32": (int, INT32_MIN, INT32_MAX),

@@ -295,6 +295,7 @@ def load_settings(
     core's. ``overrides`` are raw strings, e.g. from command-line flags, applied last.
     """
     options = {option.key: option for option in CORE_OPTIONS}
+    option: Option | None
     for option in extra_options:
         if option.key in options and options[option.key] is not option:
             raise ConfigError(f"configuration key {option.key!r} is declared twice")

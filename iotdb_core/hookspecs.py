@@ -45,7 +45,7 @@ def iotdb_config_options() -> Sequence[Option]:  # type: ignore[empty-body]
 
 
 @hookspec(firstresult=True)
-def iotdb_format_payload(topic: str, payload: bytes, context: FormatContext) -> list[Row] | None:  # type: ignore[empty-body]
+def iotdb_format_payload(topic: str, payload: bytes, context: FormatContext) -> list[Row] | None:
     """Turn one MQTT payload into rows.
 
     The formatter named by ``mqtt_payload_formatter`` implements this hook; the first non-``None``

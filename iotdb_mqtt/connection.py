@@ -487,7 +487,7 @@ class MqttConnection(asyncio.Protocol):
             self.transport.write(data)
             self.server.counters.add("mqtt_bytes_sent", len(data))
 
-    def _refuse(self, code: int, reason: str) -> None:
+    def _refuse(self, code: ReasonCode, reason: str) -> None:
         """Answer CONNECT with a failure and close."""
         self.server.counters.add("mqtt_connections_refused")
         log.info("refused MQTT connection from %s (client %r): %s", self._peer(), self.client_id, reason)

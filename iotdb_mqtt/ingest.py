@@ -186,7 +186,7 @@ def _formatting_call(plugins: pluggy.PluginManager) -> Callable[[str, bytes, For
         return implementations[0].plugin.formatter.format
 
     def through_hook(topic: str, payload: bytes, context: FormatContext) -> list[Row] | None:
-        return hook(topic=topic, payload=payload, context=context)  # type: ignore[no-any-return]
+        return hook(topic=topic, payload=payload, context=context)
 
     return through_hook
 

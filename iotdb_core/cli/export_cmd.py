@@ -91,12 +91,12 @@ def export_csv(backend: Backend, args: argparse.Namespace, patterns: list[str], 
         types = {s.path: s.data_type for s in backend.series(["root.**"])} if args.data_type else {}
         formatter = TimeFormatter(backend.precision, args.time_format)  # the precision is known now
         names = _annotated(result.names, types)
-        header = (["Time"] if result.has_time else []) + names
+        header: list[str] | None = (["Time"] if result.has_time else []) + names
         return write_csv(out, header, result.rows(formatter)), len(result.names)
     types = {s.path: s.data_type for s in backend.series(patterns)} if args.data_type else {}
     rows = 0
-    header: list[str] | None = None
-    names: list[str] = []
+    header = None
+    names = []
     with progress(" rows") as bar:
         for result in _pages(backend, patterns, args.page_size):
             formatter = TimeFormatter(backend.precision, args.time_format)

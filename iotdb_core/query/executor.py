@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
+from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -134,7 +136,7 @@ def _project(rows: np.ndarray, timestamps: np.ndarray, values: np.ndarray) -> tu
     return out, (nulls if nulls.any() else None)
 
 
-_FORMATTERS = {
+_FORMATTERS: dict[TSDataType, Callable[[Any], str]] = {
     TSDataType.BOOLEAN: lambda value: "true" if value else "false",
     TSDataType.FLOAT: lambda value: str(np.float32(value)),
     TSDataType.DOUBLE: lambda value: repr(float(value)),
@@ -146,7 +148,7 @@ _FORMATTERS = {
 
 def format_value(value: Any, data_type: TSDataType) -> str:
     """A value as IoTDB prints it in SELECT LAST's ``value`` column (FLOAT in its shortest float32 form)."""
-    return _FORMATTERS[data_type](value)  # type: ignore[no-any-return]
+    return _FORMATTERS[data_type](value)
 
 
 def _pattern_nodes(path: ast.Path) -> tuple[str, ...]:
@@ -441,7 +443,7 @@ class _Executor:
             dtype = NUMPY_DTYPE[data_type] if data_type is not None else _OBJECT
             out_values.append(np.concatenate(parts).astype(dtype, copy=False) if parts else _empty(data_type))
             null_parts = [
-                nulls[index] if nulls[index] is not None else np.zeros(size, dtype=bool)
+                mask if (mask := nulls[index]) is not None else np.zeros(size, dtype=bool)
                 for (_, _, _, nulls), size in zip(blocks, sizes, strict=True)
             ]
             merged = np.concatenate(null_parts)
@@ -727,7 +729,7 @@ def _engine_call(method: Any, *args: Any) -> Any:
         raise SemanticError(str(exc)) from None
 
 
-def _enum(kind: type, name: str | None, what: str, path: str) -> Any:
+def _enum(kind: type[Enum], name: str | None, what: str, path: str) -> Any:
     if name is None:
         return None
     try:

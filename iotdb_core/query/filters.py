@@ -310,7 +310,7 @@ def _compile_compare(predicate: ast.Compare, resolve: Resolver, context: TimeCon
         others = resolve(right)
         if not series or not others:
             return Const(False)
-        leaves = []
+        leaves: list[Compiled] = []
         for a in series:
             for b in others:
                 _check_pair(a, b, predicate)
@@ -387,8 +387,8 @@ def _simplify(node: Compiled) -> Compiled:
             if isinstance(part, TimeLeaf):
                 times = part.times if times is None else (times & part.times if is_and else times | part.times)
                 continue
-            if type(part) is type(node):
-                parts.extend(part.parts)  # type: ignore[union-attr]
+            if type(part) is type(node) and isinstance(part, AllOf | AnyOf):
+                parts.extend(part.parts)
             else:
                 parts.append(part)
         if times is not None:

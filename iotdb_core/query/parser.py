@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import lark
 from lark import Token, Transformer
@@ -115,13 +115,13 @@ def _error_at(token: Token, message: str) -> ParseError:
     return ParseError(message, token.line, token.column)
 
 
-class _Builder(Transformer):  # type: ignore[type-arg]
+class _Builder(Transformer):
     """Rule callbacks building AST nodes (run inside the LALR parser; each gets its children list)."""
 
     # ---------------------------------------------------------------------------------------- statement
 
     def start(self, children: list[Any]) -> ast.Statement:
-        return _values(children)[0]  # type: ignore[no-any-return]
+        return _values(children)[0]
 
     # ------------------------------------------------------------------------------------------- SELECT
 
@@ -164,7 +164,7 @@ class _Builder(Transformer):  # type: ignore[type-arg]
         return ast.AggregateItem(values[0], values[1], values[2] if len(values) > 2 else None)
 
     def alias(self, children: list[Any]) -> str:
-        return _values(children)[0]  # type: ignore[no-any-return]
+        return _values(children)[0]
 
     def alias_name(self, children: list[Any]) -> str:
         return _unquote_name(str(children[0]))
@@ -241,7 +241,7 @@ class _Builder(Transformer):  # type: ignore[type-arg]
         return ast.Not(_values(children)[0])
 
     def atom_pred(self, children: list[Any]) -> ast.Predicate:  # "(" predicate ")"
-        return _values(children)[0]  # type: ignore[no-any-return]
+        return _values(children)[0]
 
     def compare_right(self, children: list[Any]) -> ast.Compare:
         left, op, right = children
@@ -258,7 +258,7 @@ class _Builder(Transformer):  # type: ignore[type-arg]
         child = children[0]
         if isinstance(child, Token):
             return ast.TIME
-        return child  # type: ignore[no-any-return]
+        return child
 
     def between_pred(self, children: list[Any]) -> ast.Between:
         operand, low, high = _values(children)
@@ -341,10 +341,10 @@ class _Builder(Transformer):  # type: ignore[type-arg]
         return ast.Path(tuple(str(child) for child in children if child.type != "DOT"))
 
     def soft_keyword(self, children: list[Any]) -> Token:
-        return children[0]  # type: ignore[no-any-return]
+        return children[0]
 
     def hard_keyword(self, children: list[Any]) -> Token:
-        return children[0]  # type: ignore[no-any-return]
+        return children[0]
 
     # ----------------------------------------------------------------------------------------- metadata
 
@@ -486,7 +486,7 @@ def parse(sql: str) -> ast.Statement:
     if not sql.strip():
         raise ParseError("empty statement")
     try:
-        return _get_parser()[0].parse(sql)  # type: ignore[no-any-return]
+        return cast(ast.Statement, _get_parser()[0].parse(sql))  # the _Builder transformer's result
     except UnexpectedInput as exc:
         raise _translate(exc, sql) from None
     except VisitError as exc:  # an error raised by a rule callback, wrapped by lark
@@ -534,7 +534,8 @@ def _translate(exc: UnexpectedInput, sql: str) -> ParseError:
             return ParseError(f"unexpected {_got(token)}", line, column)
         return ParseError(f"expected {_describe(expected)}, got {_got(token)}", line, column)
     if isinstance(exc, UnexpectedCharacters):
-        char = sql[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(sql) else ""
+        pos = exc.pos_in_stream
+        char = sql[pos] if pos is not None and 0 <= pos < len(sql) else ""
         if char in ("'", '"'):
             message = "unterminated string"
         elif char == "`":

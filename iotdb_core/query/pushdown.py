@@ -80,7 +80,7 @@ class Elements:
 
     def _build(self, name: str) -> np.ndarray:
         if name in ("start", "end", "count"):
-            dtype = _INT64
+            dtype: np.dtype = _INT64
         elif name == "sum":
             dtype = _FLOAT64
         elif name in ("min", "max", "first", "last"):

@@ -65,14 +65,14 @@ class ResultSet:
     def column(self, key: int | str) -> list[Any]:
         """One value column as Python values, None for nulls (by index or name; ``"Time"`` for times)."""
         if key == "Time" and self.timestamps is not None:
-            return self.timestamps.tolist()  # type: ignore[no-any-return]
+            return self.timestamps.tolist()
         index = key if isinstance(key, int) else self.columns.index(key)
         items = self.values[index].tolist()
         nulls = self.nulls[index]
         if nulls is not None:
             for position in np.flatnonzero(nulls).tolist():
                 items[position] = None
-        return items  # type: ignore[no-any-return]
+        return items
 
     def rows(self) -> list[tuple[Any, ...]]:
         """Rows as tuples of Python values (time first when there is a time column), None for nulls."""

@@ -34,7 +34,7 @@ from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
 from iotdb_core.metrics import ServiceCounters
 from iotdb_core.paths import PathError
-from iotdb_core.query import QueryError, RowLimitExceededError, ast, execute, parse
+from iotdb_core.query import QueryError, RowLimitExceededError, UpdateResult, ast, execute, parse
 from iotdb_core.query.errors import (
     ILLEGAL_PATH,
     METADATA_ERROR,
@@ -322,7 +322,7 @@ class RestService:
             outcome = execute(self.engine, statement, settings=self.settings)
         except QueryError as exc:
             return _status(exc.code, exc.message)
-        if getattr(outcome, "statement", None) == "INSERT" and outcome.count:
+        if isinstance(outcome, UpdateResult) and outcome.statement == "INSERT" and outcome.count:
             self._count("rest_points_written", outcome.count)
         return _SUCCESS
 

@@ -53,7 +53,7 @@ def _non_finite(values: np.ndarray) -> list[Any]:
     out[np.isnan(values)] = "NaN"
     out[np.isposinf(values)] = "Infinity"
     out[np.isneginf(values)] = "-Infinity"
-    return out.tolist()  # type: ignore[no-any-return]
+    return out.tolist()
 
 
 def column_to_json(values: np.ndarray, nulls: np.ndarray | None, data_type: TSDataType | None) -> list[Any]:
@@ -76,7 +76,7 @@ def column_to_json(values: np.ndarray, nulls: np.ndarray | None, data_type: TSDa
     if nulls is not None:
         for position in np.flatnonzero(nulls).tolist():
             items[position] = None
-    return items  # type: ignore[no-any-return]
+    return items
 
 
 def _metadata_value(value: Any) -> Any:

@@ -152,7 +152,7 @@ def write(path: str | os.PathLike[str], blocks: dict[tuple[str, str], tuple[TSDa
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     buffer = io.BytesIO()
     buffer.write(_HEADER.pack(MAGIC, FORMAT_VERSION))
-    np.savez(buffer, **arrays)
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # mypy lets **arrays fill allow_pickle; no key is that
     temp = final.with_name(final.name + ".tmp")
     try:
         with open(temp, "wb") as out:

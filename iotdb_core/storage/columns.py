@@ -123,6 +123,7 @@ class Conversion:
         values. ``None`` entries are absent (neither ok nor failed).
         """
         count = len(raw)
+        ok: np.ndarray | None
         if declared is not None and declared is not column:
             if not accepts(column, declared):
                 reason = f"declared type {declared.value} cannot be written to a {column.value} series"
@@ -137,7 +138,7 @@ class Conversion:
             return self._slow(raw.tolist(), column)
         seq = _as_list(raw)
         kinds = set(map(type, seq))
-        ok: np.ndarray | None = None
+        ok = None
         present = seq
         if _NONE in kinds:
             kinds.discard(_NONE)
@@ -217,7 +218,7 @@ def _fast_list(present: list[Any], kinds: set[type], column: TSDataType) -> np.n
     return None
 
 
-def to_array(values: Sequence[Any], column: TSDataType) -> np.ndarray:
+def to_array(values: Sequence[Any] | np.ndarray, column: TSDataType) -> np.ndarray:
     """A numpy array of ``column``'s dtype holding already-coerced values."""
     if column is TSDataType.TEXT:
         out = np.empty(len(values), dtype=object)

@@ -19,7 +19,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -248,7 +248,7 @@ class SchemaRegistry:
 
     # --------------------------------------------------------------------------------------- durability
 
-    def _append(self, entry: dict[str, list[object]]) -> None:
+    def _append(self, entry: Mapping[str, Sequence[object]]) -> None:
         payload = json.dumps(entry, separators=(",", ":")).encode()
         self._file.write(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
         self._file.flush()
