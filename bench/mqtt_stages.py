@@ -1,7 +1,7 @@
 """CPU cost of each stage of the server's MQTT ingest path, in-process on one thread (no sockets, no fsync).
 
 Complements ``bench/mqtt_bench.py``: the payloads are the load generator's, the stages are the server's
-(codec parse, formatter through the pluggy hook and directly, ``Ingest.rows``, the whole
+(codec parse of MQTT 3.1.1 and 5, formatter through the pluggy hook and directly, ``Ingest.rows``, the whole
 ``Ingestor.ingest`` with ``wal_mode=DISABLE``) and, for the batch shape, what a columnar path would cost
 (``ujson`` -> numpy -> ``Engine.insert_tablet``). Best of ``--rounds``; run from the project root::
 
@@ -29,7 +29,7 @@ from iotdb_core.bootstrap import configure, open_engine
 from iotdb_core.deadletter import DeadLetterLog
 from iotdb_core.formatter import FormatContext
 from iotdb_core.metrics import ServiceCounters
-from iotdb_mqtt.codec import PacketReader
+from iotdb_mqtt.codec import PacketReader, encode
 from iotdb_mqtt.ingest import InboundPublish, Ingestor
 
 #: (messages per round, messages per ingest batch) of each shape.
@@ -58,11 +58,14 @@ def measure(shape_name: str, rounds: int, workdir: Path) -> dict[str, float]:
         streams = [b"".join(shape_cls(r).packet(i % 65_535 + 1, i) for i in range(count)) for r in range(rounds)]
         publishes = [[InboundPublish(p.topic, p.payload, 1, p.packet_id)
                       for p in PacketReader(protocol_level=4).feed(stream)] for stream in streams]
+        streams_v5 = [b"".join(encode(packet, 5) for packet in PacketReader(protocol_level=4).feed(stream))
+                      for stream in streams]
         hook = runtime.plugins.hook.iotdb_format_payload
         direct = runtime.formatter.format
         rows = [[row for p in pubs for row in direct(p.topic, p.payload, context)] for pubs in publishes]
         out = {
             "parse": best(rounds, lambda r: PacketReader(protocol_level=4).feed(streams[r])),
+            "parse (MQTT 5)": best(rounds, lambda r: PacketReader(protocol_level=5).feed(streams_v5[r])),
             "format via hook": best(rounds, lambda r: [hook(topic=p.topic, payload=p.payload, context=context)
                                                        for p in publishes[r]]),
             "format direct": best(rounds, lambda r: [direct(p.topic, p.payload, context) for p in publishes[r]]),

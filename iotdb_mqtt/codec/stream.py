@@ -100,15 +100,16 @@ class PacketReader:
     def _parse(self, data: bytes, out: list[Packet]) -> int:
         """Append the complete packets in ``data`` to ``out``; return where the incomplete rest starts.
 
-        PUBLISH on protocol levels 3 and 4 has an inlined path for the valid case. Anything it
-        does not accept falls through to the general decoder, which is the one place that
-        produces the errors.
+        PUBLISH has an inlined path for the valid case (on protocol level 5, for a PUBLISH without
+        properties). Anything it does not accept falls through to the general decoder, which is the
+        one place that produces the errors.
         """
         size = len(data)
         pos = 0
         level = self.protocol_level
         limit = self.max_packet_size or MAX_PACKET_SIZE
-        fast = level is not None and level < 5
+        fast = level is not None
+        properties_byte = level == 5  # MQTT 5: a property length of 0 (one byte) before the payload
         topics = self._topics
         append = out.append
         empty = EMPTY_PROPERTIES
@@ -140,6 +141,8 @@ class PacketReader:
                         packet_id = (data[topic_end] << 8) | data[topic_end + 1]
                         if packet_id:
                             payload_start = topic_end + 2
+                    if properties_byte and payload_start:
+                        payload_start = payload_start + 1 if payload_start < end and not data[payload_start] else 0
                 if payload_start:
                     raw = data[start + 2 : topic_end]
                     topic = topics.get(raw) or self._topic(raw)
@@ -177,7 +180,8 @@ class PacketReader:
                     )
                 packet = decode_body(data, first, pos + header, end, base=pos, protocol_level=0)
                 level = self.protocol_level = cast(Connect, packet).protocol_level
-                fast = level < 5
+                fast = True
+                properties_byte = level == 5
             else:
                 packet = decode_body(data, first, pos + header, end, base=pos, protocol_level=level or 0)
             append(packet)

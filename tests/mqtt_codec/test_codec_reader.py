@@ -165,6 +165,31 @@ def test_fast_path_flags() -> None:
     assert PacketReader(3).feed(wire) == packets
 
 
+def test_mqtt5_publishes_with_and_without_properties() -> None:
+    packets = [
+        Publish("a/b", b"1", 0),
+        Publish("a/b", b"2", 1, True, True, 5),
+        Publish("a/b", b"", 2, packet_id=65535),
+        Publish("a/b", b"3", 1, packet_id=6, properties=Properties(topic_alias=1)),
+        Publish("", b"4", 0, properties=Properties(topic_alias=1)),
+        Publish("a/b", b"5", 0, properties=Properties(user_properties=(("k", "v"),))),
+    ]
+    wire = b"".join(encode(p, 5) for p in packets)
+    assert PacketReader(5).feed(wire) == packets == [decode(encode(p, 5), 5) for p in packets]
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_mqtt5_publish_without_its_property_length_is_malformed(qos: int) -> None:
+    wire = bytearray(encode(Publish("a/b", b"", qos, packet_id=qos or None), 5))
+    del wire[-1]  # the property length byte, the last byte of a PUBLISH with an empty payload
+    wire[1] -= 1
+    with pytest.raises(MalformedPacket) as expected:
+        decode(bytes(wire), 5)
+    with pytest.raises(MalformedPacket) as through_reader:
+        PacketReader(5).feed(bytes(wire))
+    assert str(through_reader.value) == str(expected.value)
+
+
 def test_constructor_validation() -> None:
     with pytest.raises(ValueError, match="protocol_level"):
         PacketReader(2)
