@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any, ClassVar
 
 import ujson
@@ -149,6 +150,9 @@ def _batch_rows(
         raise FormatError(f"{where}values: expected an array of rows (one per timestamp), got {describe(values)}")
     if len(values) != len(timestamps):
         raise FormatError(f"{where}values: {len(timestamps)} timestamps but {len(values)} rows of values")
+    if types is None and _plainly_valid(timestamps, values, len(measurements)):
+        pairs = zip(timestamps, values, strict=True)
+        return [Row(device, timestamp, measurements, tuple(row), None) for timestamp, row in pairs]
     rows = []
     for index, (timestamp, row) in enumerate(zip(timestamps, values, strict=True)):
         if type(timestamp) is not int or not INT64_MIN <= timestamp <= INT64_MAX:
@@ -160,6 +164,22 @@ def _batch_rows(
         checked = _row_values(row, measurements, types, quick, f"{where}values[{index}]")
         rows.append(Row(device, timestamp, measurements, checked, types))
     return rows
+
+
+def _plainly_valid(timestamps: list[Any], values: list[Any], width: int) -> bool:
+    """True when every timestamp is an int64 integer and every row a list of ``width`` plain values.
+
+    The checks of the row-by-row path, each over the whole document at once; when one fails, that path
+    runs and names the first problem.
+    """
+    if set(map(type, timestamps)) != {int} or min(timestamps) < INT64_MIN or max(timestamps) > INT64_MAX:
+        return False
+    if set(map(type, values)) != {list} or set(map(len, values)) != {width}:
+        return False
+    kinds = set(map(type, chain.from_iterable(values)))
+    if not kinds <= _SCALARS:
+        return False
+    return str not in kinds or all(is_encodable(v) for v in chain.from_iterable(values) if type(v) is str)
 
 
 def _check_device(device: Any, where: str) -> None:

@@ -15,6 +15,7 @@ from formatters.line_protocol import LineProtocolFormatter
 from formatters.line_tokenizer import escape_key, escape_measurement, escape_string, parse_line
 from iotdb_core.config import default_settings, load_settings
 from iotdb_core.datatypes import FLOAT_MAX, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, TSDataType
+from iotdb_core.errors import FormatError
 from iotdb_core.formatter import FormatContext, Value
 from iotdb_core.paths import quote_node
 from iotdb_core.testing import check_any_payload
@@ -87,6 +88,35 @@ def test_valid_json_documents_give_their_rows(device_nodes: list[str], names: li
     ]
     for row, values in zip(got, rows, strict=True):
         assert [(type(value), value) for value in row.values] == [(type(value), value) for value in values]
+
+
+batch_values = scalars | st.sampled_from(["\udc00", [1], {"a": 1}, 2**63, -(2**63) - 1])
+batch_timestamps = st.integers(INT64_MIN, INT64_MAX) | st.sampled_from([True, 1.5, "3", None, 2**63, -(2**63) - 1])
+
+
+@FAST
+@given(names=st.lists(plain_nodes, min_size=1, max_size=4, unique=True), data=st.data())
+def test_a_timestamps_document_equals_its_rows_sent_one_by_one(names: list[str], data: st.DataObject) -> None:
+    """Accepted exactly when each row alone is accepted, with the same rows: the whole-document checks agree."""
+    timestamps = data.draw(st.lists(batch_timestamps, min_size=1, max_size=6))
+    rows = [
+        data.draw(st.lists(batch_values, min_size=len(names), max_size=len(names)) | st.sampled_from([[], "x"]))
+        for _ in timestamps
+    ]
+    batch = {"device": "root.sg.d", "timestamps": timestamps, "measurements": names, "values": rows}
+    singles = [{"device": "root.sg.d", "timestamp": t, "measurements": names, "values": v}
+               for t, v in zip(timestamps, rows, strict=True)]
+
+    def rows_of(document: object) -> list[object] | None:
+        try:
+            return list(JSON.format("t", json.dumps(document).encode(), CONTEXT))
+        except FormatError:
+            return None
+
+    one_by_one = [rows_of(single) for single in singles]
+    accepted = [got for got in one_by_one if got is not None]
+    expected = [row for got in accepted for row in got] if len(accepted) == len(one_by_one) else None
+    assert rows_of(batch) == expected
 
 
 line_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=120) | st.text(
