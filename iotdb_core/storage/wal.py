@@ -25,14 +25,14 @@ Segments
     A new segment starts when the next write would take the current one past ``segment_size``, on
     :meth:`WriteAheadLog.roll`, and when a log is opened on a directory whose last segment is not empty.
     The segment being closed is cut to its records and fsynced before the next is created, so only the
-    last segment of a directory can end in a partly written record.
+    last segment of a directory can end in a partly written record. :meth:`WriteAheadLog.release`
+    deletes segments whose records are all older than a given sequence number.
 
     The segment being written is allocated ahead of its records, ``PREALLOCATE_BYTES`` at a time, with
-    ``posix_fallocate``: the space reads as zero bytes until written. On ext4 and XFS an fsync after a write
-    into allocated space costs a third less than after a write that extends the file, and in SYNC mode that
-    fsync is what a write waits for. Recovery treats zero bytes after the last record as unused space, not
-    as damage, and cuts them off silently. :meth:`WriteAheadLog.release` deletes segments whose
-    records are all older than a given sequence number.
+    ``posix_fallocate``: the space reads as zero bytes until written. On ext4 (measured by
+    ``bench/storage_bench.py``) an fsync after a write into allocated space costs about a third less than
+    after a write that extends the file, and in SYNC mode that fsync is what a write waits for. Recovery
+    treats zero bytes after the last record as unused space, not as damage, and cuts them off silently.
 
 Recovery
     Opening a log, and :meth:`WriteAheadLog.replay`, truncate a torn tail: non-zero bytes at the end of
