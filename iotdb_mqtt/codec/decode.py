@@ -7,7 +7,7 @@ packets carry properties and reason codes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Final
 
 from .errors import (
@@ -185,10 +185,7 @@ def _connack(cur: Cursor, flags: int, level: int) -> ConnAck:
     ack_flags = cur.u8("connect acknowledge flags")
     if ack_flags & 0xFE:
         cur.fail("reserved connect acknowledge flags (bits 7-1) are set", offset=flags_offset)
-    code_offset = cur.offset
-    code = cur.u8("reason code" if level == 5 else "return code")
-    if code not in (CONNACK_CODES if level == 5 else CONNACK_V3_CODES):
-        _fail_code(cur, code, code_offset)
+    code = _reason_code(cur, CONNACK_CODES) if level == 5 else _reason_code(cur, CONNACK_V3_CODES, "return code")
     if ack_flags and code:
         cur.fail(
             "session present is set with a non-zero reason code", offset=flags_offset, error=ProtocolViolation
@@ -220,15 +217,7 @@ def _ack_decoder(
 
     def decode_ack(cur: Cursor, flags: int, level: int) -> Packet:
         packet_id = _packet_id(cur)
-        code = 0
-        properties = EMPTY_PROPERTIES
-        if level == 5 and cur.remaining():
-            code_offset = cur.offset
-            code = cur.u8("reason code")
-            if code not in codes:
-                _fail_code(cur, code, code_offset)
-            if cur.remaining():
-                properties = decode_properties(cur, owner)
+        code, properties = _optional_reason(cur, level, codes, owner)
         cur.expect_end()
         return cls(packet_id, code, properties)
 
@@ -320,16 +309,25 @@ def _pingresp(cur: Cursor, flags: int, level: int) -> PingResp:
     return PingResp()
 
 
+def _reason_code(cur: Cursor, codes: Container[int], what: str = "reason code") -> int:
+    """Read a reason code byte; one not in ``codes`` is a malformed packet naming its offset."""
+    offset = cur.offset
+    code = cur.u8(what)
+    if code not in codes:
+        _fail_code(cur, code, offset)
+    return code
+
+
+def _optional_reason(cur: Cursor, level: int, codes: Container[int], owner: PropertyOwner) -> tuple[int, Properties]:
+    """MQTT 5's reason code and properties, each of which may be left out at the end of a packet (0, none)."""
+    if level != 5 or not cur.remaining():
+        return 0, EMPTY_PROPERTIES
+    code = _reason_code(cur, codes)
+    return code, decode_properties(cur, owner) if cur.remaining() else EMPTY_PROPERTIES
+
+
 def _disconnect(cur: Cursor, flags: int, level: int) -> Disconnect:
-    code = 0
-    properties = EMPTY_PROPERTIES
-    if level == 5 and cur.remaining():
-        code_offset = cur.offset
-        code = cur.u8("reason code")
-        if code not in DISCONNECT_CODES:
-            _fail_code(cur, code, code_offset)
-        if cur.remaining():
-            properties = decode_properties(cur, PropertyOwner.DISCONNECT)
+    code, properties = _optional_reason(cur, level, DISCONNECT_CODES, PropertyOwner.DISCONNECT)
     cur.expect_end()
     return Disconnect(code, properties)
 
@@ -337,10 +335,7 @@ def _disconnect(cur: Cursor, flags: int, level: int) -> Disconnect:
 def _auth(cur: Cursor, flags: int, level: int) -> Auth:
     if not cur.remaining():
         return Auth()
-    code_offset = cur.offset
-    code = cur.u8("reason code")
-    if code not in AUTH_CODES:
-        _fail_code(cur, code, code_offset)
+    code = _reason_code(cur, AUTH_CODES)
     properties = decode_properties(cur, PropertyOwner.AUTH)
     cur.expect_end()
     return Auth(code, properties)
