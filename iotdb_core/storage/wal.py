@@ -511,11 +511,16 @@ class WriteAheadLog:
             raise
         self._written = offset + len(buf)
 
+    def _take_unwritten(self) -> bytes:
+        """The queued records as one buffer, leaving the queue empty (lock held)."""
+        buf = b"".join(self._unwritten)
+        self._unwritten.clear()
+        return buf
+
     def _write_unwritten(self) -> None:
         """Write the queued records (lock held, no fsync running)."""
-        if self._unwritten:
-            buf = b"".join(self._unwritten)
-            self._unwritten.clear()
+        buf = self._take_unwritten()
+        if buf:
             self._write_out(buf)
 
     def _await_durable(self, ticket: int) -> None:
@@ -546,10 +551,7 @@ class WriteAheadLog:
             fd, target = self._fd, self._writes
             if fd is None or target <= self._synced:
                 return
-            buf = b"".join(self._unwritten)
-            self._unwritten.clear()
-            if self._preallocate and self._written + len(buf) > self._allocated:
-                self._allocate(self._written + len(buf))
+            buf = self._take_unwritten()
             self._lock.release()
             try:
                 if buf:
