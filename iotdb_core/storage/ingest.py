@@ -115,7 +115,7 @@ class Ingest:
         done = start = 0
         while start < count:
             end = _run_end(rows, start)
-            if end - start >= COLUMNAR_RUN and self._series_exist(rows[start]):
+            if end - start >= COLUMNAR_RUN and _distinct(rows[start].measurements) and self._series_exist(rows[start]):
                 if done < start:
                     self._rows_one_by_one(rows[done:start], out)
                 self._rows_as_tablet(rows[start:end], out)
@@ -346,15 +346,11 @@ class Ingest:
 
 
 def _run_end(rows: Sequence[Row], start: int) -> int:
-    """End of the run of rows from ``start`` sharing device, measurements and types, each well formed.
-
-    Rows naming a measurement twice are left out: column by column, the order of those two writes of one
-    timestamp would be lost.
-    """
+    """End of the run of rows from ``start`` sharing device, measurements and types, each well formed."""
     first = rows[start]
     device, measurements, types = first.device, first.measurements, first.types
     width = len(measurements)
-    if len(first.values) != width or (types is not None and len(types) != width) or len(set(measurements)) < width:
+    if len(first.values) != width or (types is not None and len(types) != width):
         return start + 1
     end = start + 1
     count = len(rows)
@@ -369,6 +365,12 @@ def _run_end(rows: Sequence[Row], start: int) -> int:
             break
         end += 1
     return end
+
+
+def _distinct(measurements: Sequence[str]) -> bool:
+    """True when no measurement is named twice: column by column, the order of two writes of one series at one
+    timestamp would be lost."""
+    return len(set(measurements)) == len(measurements)
 
 
 def _py(value: Any) -> Any:
