@@ -49,6 +49,14 @@ class LogInUse(RuntimeError):
     """Another process (or another open store in this one) holds the log file."""
 
 
+class LogFailed(OSError):
+    """A write or fsync of the log failed earlier; the log refuses all further work.
+
+    After a failed write the file may end in part of a record and later records would follow it, so
+    nothing more is written: what was made durable before stays valid, and the store must be reopened.
+    """
+
+
 class RecordLog:
     """An append-only record file; see the module docstring. Thread-safe."""
 
@@ -61,6 +69,7 @@ class RecordLog:
         self._buffer: list[bytes] = []
         self._buffered_bytes = 0
         self._durable_seq = next_seq - 1
+        self._failure: OSError | None = None
         self._lock = threading.Lock()
         """Guards the buffer and counters; held only briefly."""
         self._sync_lock = threading.Lock()
@@ -95,6 +104,7 @@ class RecordLog:
     def append(self, payload: bytes) -> int:
         """Frame ``payload`` as the next record and buffer it; returns its size. Durable after :meth:`sync`."""
         with self._lock:
+            self._check_usable()
             record = wal_format.encode(self._next_seq, payload)
             self._next_seq += 1
             self._buffer.append(record)
@@ -107,14 +117,19 @@ class RecordLog:
             target = self._next_seq - 1
         with self._sync_lock:
             with self._lock:
+                self._check_usable()
                 if self._durable_seq >= target:
                     return  # another caller's fsync covered it
                 data = b"".join(self._buffer)
                 self._buffer.clear()
                 self._buffered_bytes = 0
                 upto = self._next_seq - 1
-            _write_all(self._fd, data)
-            os.fsync(self._fd)
+            try:
+                _write_all(self._fd, data)
+                os.fsync(self._fd)
+            except OSError as error:
+                self._failure = error
+                raise LogFailed(f"{self._path}: write failed: {error}") from error
             with self._lock:
                 self._size += len(data)
                 self._durable_seq = upto
@@ -126,9 +141,15 @@ class RecordLog:
         appended so far, buffered records included.
         """
         with self._sync_lock, self._lock:
+            self._check_usable()
             data = wal_format.encode_many(self._next_seq, payloads)
-            atomic_write(self._path, data)
-            new_fd = os.open(self._path, os.O_RDWR | os.O_APPEND)
+            try:
+                atomic_write(self._path, data)
+                new_fd = os.open(self._path, os.O_RDWR | os.O_APPEND)
+            except OSError as error:
+                # The path holds the old file or the new one, each whole; but which one is unknown, so stop.
+                self._failure = error
+                raise LogFailed(f"{self._path}: compaction failed: {error}") from error
             os.close(self._fd)
             self._fd = new_fd
             self._next_seq += len(payloads)
@@ -138,11 +159,18 @@ class RecordLog:
             self._size = len(data)
 
     def close(self) -> None:
-        """Make everything appended durable and release the file."""
-        self.sync()
-        with self._sync_lock:
-            os.close(self._fd)
-            os.close(self._lock_fd)
+        """Make everything appended durable and release the file (after a failure: only release it)."""
+        try:
+            if self._failure is None:
+                self.sync()
+        finally:
+            with self._sync_lock:
+                os.close(self._fd)
+                os.close(self._lock_fd)
+
+    def _check_usable(self) -> None:
+        if self._failure is not None:
+            raise LogFailed(f"{self._path}: an earlier write failed ({self._failure}); reopen the store")
 
 
 def _write_all(fd: int, data: bytes) -> None:

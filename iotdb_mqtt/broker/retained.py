@@ -152,6 +152,8 @@ class RetainedStore:
 
         Raises ``ValueError`` for an invalid topic, QoS or property, and :class:`RetainedStoreFull` when
         a new topic, or a larger replacement, would exceed a bound. Nothing is changed when it raises.
+        If the disk refuses the write it raises :class:`~iotdb_mqtt.broker.record_log.LogFailed` (an
+        ``OSError``), and so does every later call until the store is reopened.
         """
         problem = topic_name_problem(message.topic)
         if problem is not None:

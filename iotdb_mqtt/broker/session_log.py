@@ -336,7 +336,10 @@ class SessionLog:
         """Make every record appended before the call durable (one fsync shared by concurrent callers).
 
         Blocks on disk I/O: call it from a worker thread. Rewrites the log when it has grown past twice
-        the live state (and past ``compact_min_bytes``).
+        the live state (and past ``compact_min_bytes``). If the disk refuses a write it raises
+        :class:`~iotdb_mqtt.broker.record_log.LogFailed` (an ``OSError``): what the changes since the last
+        successful call stood for must not be acknowledged, and every later call fails the same way until
+        the log is reopened (which recovers the state as of the last successful call, or later).
         """
         self._log.sync()
         with self._lock:

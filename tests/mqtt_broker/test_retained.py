@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from iotdb_mqtt.broker.record_log import LogFailed
 from iotdb_mqtt.broker.retained import LOG_NAME, RetainedMessage, RetainedStore, RetainedStoreFull
 from iotdb_mqtt.broker.tree import InvalidTopicFilter
 
@@ -198,6 +199,19 @@ def test_two_opens_of_one_directory_are_refused(tmp_path: Path) -> None:
     RetainedStore.open(tmp_path, max_count=10, max_bytes=BIG).close()
 
 
+def test_a_failed_write_refuses_the_put_and_stops_the_store(tmp_path: Path) -> None:
+    """A disk that refuses writes (here /dev/full, ENOSPC): the put fails, nothing is claimed retained."""
+    (tmp_path / LOG_NAME).symlink_to("/dev/full")
+    store = RetainedStore.open(tmp_path, max_count=10, max_bytes=BIG)
+    with pytest.raises(LogFailed, match="No space left on device"):
+        store.put(message("a"))
+    assert len(store) == 0 and store.matching("#") == []
+    with pytest.raises(LogFailed, match="earlier write failed"):
+        store.put(message("b"))
+    assert isinstance(LogFailed("x"), OSError)
+    store.close()
+
+
 def test_torn_tail_is_ignored(tmp_path: Path) -> None:
     store = RetainedStore.open(tmp_path, max_count=100, max_bytes=BIG)
     for index in range(5):
@@ -222,7 +236,8 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from iotdb_mqtt.broker.retained import RetainedMessage, RetainedStore
+    from iotdb_mqtt.broker.record_log import LogFailed
+from iotdb_mqtt.broker.retained import RetainedMessage, RetainedStore
 
     store = RetainedStore.open(Path(sys.argv[1]), max_count=100_000, max_bytes=1 << 30)
     index = int(sys.argv[2])

@@ -16,6 +16,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from iotdb_mqtt.broker.record_log import LogFailed
 from iotdb_mqtt.broker.session_log import (
     LOG_NAME,
     NEVER_EXPIRES,
@@ -367,6 +368,19 @@ def test_concurrent_durable_calls_with_appends(tmp_path: Path) -> None:
     log.close()
     log = open_log(tmp_path)
     assert log.sessions() == expected
+    log.close()
+
+
+def test_a_failed_write_fails_durable_and_every_later_change(tmp_path: Path) -> None:
+    (tmp_path / LOG_NAME).symlink_to("/dev/full")  # a disk that refuses writes: ENOSPC
+    log = open_log(tmp_path)
+    log.begin("c", 60)
+    with pytest.raises(LogFailed, match="No space left on device"):
+        log.durable()
+    with pytest.raises(LogFailed, match="earlier write failed"):
+        log.enqueue("c", queued(1))
+    with pytest.raises(LogFailed):
+        log.durable()
     log.close()
 
 
