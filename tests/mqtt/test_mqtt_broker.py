@@ -193,3 +193,20 @@ def test_a_subscriber_that_never_reads_does_not_stall_the_others(start_server: S
     stuck.close()
     healthy.close()
     publisher.close()
+
+
+def test_a_persistent_session_survives_sigkill_with_its_queued_messages(start_server: StartServer) -> None:
+    server = start_server(**BROKER)
+    subscriber = PahoSubscriber.to(server, "durable", protocol=mqtt.MQTTv5, clean=False, session_expiry=3600)
+    subscriber.subscribe(("orders/#", 1))
+    subscriber.close()
+    assert wait_until(lambda: metric(server, "mqtt_connections_current") == 0)
+    publisher = PahoPublisher(server, "shop")
+    publisher.publish_all([f"order-{index}".encode() for index in range(50)], qos=1, topic="orders/new")
+    server.kill()
+    server = start_server(**BROKER)
+    back = PahoSubscriber.to(server, "durable", protocol=mqtt.MQTTv5, clean=False, session_expiry=3600)
+    assert back.session_present
+    got = back.wait_for(50)
+    assert [m.payload for m in got] == [f"order-{index}".encode() for index in range(50)]
+    back.close()

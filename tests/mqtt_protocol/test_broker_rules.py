@@ -333,3 +333,47 @@ def test_a_refused_subscribe_has_a_reason_string_only_when_problem_information_i
         [ack] = client.received()
         assert isinstance(ack, SubAck) and ack.reason_codes == (0x87,)
         assert (ack.properties.reason_string is not None) is expect_reason
+
+
+def test_a_persistent_session_and_its_queued_messages_survive_a_restart(tmp_path: Path) -> None:
+    from iotdb_mqtt.broker.session_log import SessionLog
+    from iotdb_mqtt.router import Router
+
+    def host_with_log() -> Host:
+        host = Host(tmp_path)
+        host.router = Router(QueueLimits(), host.counters,
+                             session_log=SessionLog.open(tmp_path / "sessions", max_messages_per_session=100))
+        return host
+
+    first = host_with_log()
+    sub = subscriber(first, "keeper", ("k/#", 2), properties=Properties(session_expiry_interval=3600),
+                     clean_start=False)
+    pub = publisher(first)
+    pub.send(Publish("k/1", b"sent", qos=1, packet_id=1))
+    pub.complete_writes()
+    assert [p.payload for p in publishes(sub)] == [b"sent"]  # in flight, never acknowledged
+    sub.session.connection_lost()
+    pub.send(Publish("k/2", b"queued", qos=2, packet_id=2), Publish("k/3", b"qos0", qos=0))
+    pub.complete_writes()
+    first.router.close()  # as after a crash: only what sync() made durable is read back
+
+    second = host_with_log()
+    again = Client(second, 5)
+    connack = again.connect("keeper", clean_start=False, properties=Properties(session_expiry_interval=3600))
+    assert isinstance(connack, ConnAck) and connack.session_present
+    resent = publishes(again)
+    assert [(p.topic, p.payload, p.qos, p.dup) for p in resent] == [("k/1", b"sent", 1, True),
+                                                                    ("k/2", b"queued", 2, True)]
+    again.send(PubAck(resent[0].packet_id))  # type: ignore[arg-type]
+    again.send(PubRec(resent[1].packet_id))  # type: ignore[arg-type]
+    again.send(PubComp(resent[1].packet_id))  # type: ignore[arg-type]
+    live = publisher(second)
+    live.send(Publish("k/4", b"new", qos=1, packet_id=1))
+    live.complete_writes()
+    assert [p.payload for p in publishes(again) if isinstance(p, Publish)] == [b"new"]  # the restored subscription
+    second.router.close()
+    third = host_with_log()  # acknowledged messages are gone from the log; the unacknowledged one is back
+    last = Client(third, 5)
+    last.connect("keeper", clean_start=False, properties=Properties(session_expiry_interval=3600))
+    assert [(p.payload, p.dup) for p in publishes(last)] == [(b"new", True)]
+    third.router.close()
