@@ -19,7 +19,7 @@ shared
     ``--shared-pubs`` publishers; ``--shared-members`` members of ``$share/g/root/sg/+`` at QoS 1. Delivered/s.
 match<N>
     N wildcard subscriptions (``fleet/{i}/+/temp``, ``fleet/{i}/#``, ``+/{i}/alarm``, ``$share/g/fleet/+/{i}/set``)
-    held by N/100 subscriber connections (at least 1); one publisher with a fixed window of ``--match-inflight``
+    held by N/100 subscriber connections (at least 2); one publisher with a fixed window of ``--match-inflight``
     QoS 1 publishes to ``fleet/{j}/dev/temp`` for subscribed ``j``, so every publish has 2 deliveries whatever N.
     Reports publishes/s, time per publish (1/rate), p50 publish-to-ack, and the server's CPU per publish.
     iotdb runs it with ``mqtt_ingest_topics=root/#`` so these topics are routed, not stored: the figure is the
@@ -244,8 +244,12 @@ def shared(name: str, directory: Path, args: argparse.Namespace) -> dict:
 
 
 def match_subscribers(size: int) -> tuple[SubClients, list[str]]:
-    """``size`` wildcard subscriptions over ``max(1, size // 100)`` connections, and the topics to publish."""
-    connections = max(1, size // 100)
+    """``size`` wildcard subscriptions over ``max(2, size // 100)`` connections, and the topics to publish.
+
+    The two filters matching ``fleet/{j}/dev/temp`` land on different connections, so every size makes
+    two copies per publish (one connection holding both would get one copy).
+    """
+    connections = max(2, size // 100)
     filters: list[list[tuple[str, int]]] = [[] for _ in range(connections)]
     for index in range(size):
         shape = MATCH_SHAPES[index % len(MATCH_SHAPES)]
