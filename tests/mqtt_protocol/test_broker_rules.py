@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from iotdb_mqtt.acl import TopicAcl
+from iotdb_mqtt.broker.session_log import SessionLog
 from iotdb_mqtt.codec import (
     EMPTY_PROPERTIES,
     ConnAck,
@@ -26,6 +27,7 @@ from iotdb_mqtt.codec import (
 from iotdb_mqtt.codec.packets import Will
 from iotdb_mqtt.delivery import QueueLimits
 from iotdb_mqtt.ingest import STORED, PublishOutcome
+from iotdb_mqtt.router import Router
 
 from .harness import Client, Host
 
@@ -336,9 +338,6 @@ def test_a_refused_subscribe_has_a_reason_string_only_when_problem_information_i
 
 
 def test_a_persistent_session_and_its_queued_messages_survive_a_restart(tmp_path: Path) -> None:
-    from iotdb_mqtt.broker.session_log import SessionLog
-    from iotdb_mqtt.router import Router
-
     def host_with_log() -> Host:
         host = Host(tmp_path)
         host.router = Router(QueueLimits(), host.counters,
