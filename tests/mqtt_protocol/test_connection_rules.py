@@ -6,7 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from iotdb_mqtt.codec import ConnAck, Connect, Disconnect, PingReq, PingResp, Properties, Publish, PubRec, PubRel
+from iotdb_mqtt.codec import (
+    ConnAck,
+    Connect,
+    Disconnect,
+    PingReq,
+    PingResp,
+    Properties,
+    PubAck,
+    Publish,
+    PubRec,
+    PubRel,
+    Subscribe,
+    Subscription,
+)
 from iotdb_mqtt.ingest import STORED, IngestedBatch
 from iotdb_mqtt.protocol import RECEIVE_MAXIMUM
 
@@ -91,3 +104,16 @@ def test_publishes_pipelined_behind_a_connect_wait_for_its_password_check(host: 
     [connack] = client.received()
     assert isinstance(connack, ConnAck) and connack.reason_code == 4
     assert client.output.submitted == [] and client.output.closed
+
+
+def test_a_disconnect_closes_only_after_the_publishes_before_it_are_routed_and_acknowledged(host: Host) -> None:
+    client = Client(host, 4)
+    client.connect("self")
+    client.send(Subscribe(1, (Subscription("echo", 1),)))
+    client.received()
+    client.send(Publish("echo", b"a", qos=1, packet_id=5), Disconnect(), PingReq())
+    assert not client.output.closed and client.output.paused
+    client.complete_writes()
+    received = client.received()
+    assert [type(p) for p in received] == [Publish, PubAck]  # the copy, then the acknowledgement; no PINGRESP
+    assert client.output.closed
