@@ -77,6 +77,10 @@ class MqttServer:
             raise IoTDBError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self._sweeper = asyncio.create_task(self._sweep())
 
+    def protocol_factory(self) -> MqttConnection:
+        """A new connection of this server, for a transport other than its TCP socket (MQTT over WebSocket)."""
+        return MqttConnection(self)
+
     @property
     def address(self) -> tuple[str, int]:
         """The bound host and port (the real port when ``mqtt_port=0``)."""
