@@ -15,6 +15,12 @@ function describe(error) {
   return { message: error.message, code: error.code ?? null };
 }
 
+// Resolves when the connection is closed, whoever closed it: a scenario waits on it besides its own steps, since
+// MQTT.js keeps an unacknowledged publish pending for a reconnect that never comes (reconnectPeriod 0).
+let markClosed;
+const closed = new Promise((resolve) => { markClosed = resolve; });
+const CLOSED = { message: 'the connection was closed', code: 'closed' };
+
 function connect() {
   return new Promise((resolve) => {
     const client = mqtt.connect(options.url, {
@@ -46,7 +52,10 @@ function connect() {
       client.end(true);
       resolve(null);
     });
-    client.once('close', () => resolve(null));
+    client.on('close', () => {
+      markClosed(CLOSED);
+      resolve(null);
+    });
   });
 }
 
@@ -59,8 +68,13 @@ const SCENARIOS = {
   async publish(client) {
     for (const message of options.messages) {
       try {
-        const packet = await client.publishAsync(message.topic, message.payload, { qos: message.qos });
-        result.published.push({ qos: message.qos, error: null, messageId: packet?.messageId ?? null });
+        const outcome = await Promise.race([client.publishAsync(message.topic, message.payload,
+                                                                { qos: message.qos }), closed]);
+        if (outcome === CLOSED) {
+          result.published.push({ qos: message.qos, error: CLOSED });
+          return;
+        }
+        result.published.push({ qos: message.qos, error: null, messageId: outcome?.messageId ?? null });
       } catch (error) {
         result.published.push({ qos: message.qos, error: describe(error) });
       }
@@ -81,7 +95,9 @@ const deadline = setTimeout(() => {
 const client = await connect();
 if (client !== null) {
   await scenario(client);
-  await client.endAsync();
+  // A clean DISCONNECT, or, when the server closed the connection, only dropping the client's state.
+  await Promise.race([client.endAsync(), closed]);
+  client.end(true);
 }
 clearTimeout(deadline);
 console.log(JSON.stringify(result));
