@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
@@ -134,8 +134,12 @@ class WebSocketTransport(asyncio.Transport):
                 self._close(WSCloseCode.UNSUPPORTED_DATA)
                 return ConnectionError(reason)
             elif message.type is WSMsgType.ERROR:
-                log.info("closing MQTT over WebSocket connection from %s: %s", self._peer(), message.data)
-                return ConnectionError(str(message.data))
+                # aiohttp already closed the WebSocket with the code the error calls for (1009: message too big).
+                reason = str(message.data)
+                if isinstance(message.data, WebSocketError) and message.data.code == WSCloseCode.MESSAGE_TOO_BIG:
+                    reason += " (mqtt_max_message_size)"
+                log.info("closing MQTT over WebSocket connection from %s: %s", self._peer(), reason)
+                return ConnectionError(reason)
             else:  # CLOSE, CLOSING or CLOSED: the client closed, or our close was sent
                 return None
 
