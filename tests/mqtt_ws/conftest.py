@@ -105,19 +105,39 @@ def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT, interval
 # ---------------------------------------------------------------------------------------- MQTT.js
 
 
-def run_mqttjs(scenario: str, url: str, **options: Any) -> dict[str, Any]:
-    """Run tests/js/mqtt_client.mjs with one scenario and return its JSON result.
-
-    Skips when Node or the pinned MQTT.js (``npm ci`` in tests/js, done by .ci/run) is missing.
-    """
+def _node_and_packages(*packages: str) -> str:
+    """The ``node`` executable; skips when it or one of the pinned npm packages (``npm ci`` in tests/js, which
+    .ci/run does) is missing."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is not installed")
-    if not (JS_DIR / "node_modules" / "mqtt").is_dir():
-        pytest.skip("MQTT.js is not installed: run `npm ci` in tests/js")
-    arguments = {"scenario": scenario, "url": url, "timeoutMs": int(TIMEOUT * 1000), **options}
-    done = subprocess.run([node, str(JS_DIR / "mqtt_client.mjs"), json.dumps(arguments)], capture_output=True,
-                          text=True, timeout=TIMEOUT * 2, check=False, cwd=JS_DIR)
+    for package in packages:
+        if not (JS_DIR / "node_modules" / package).is_dir():
+            pytest.skip(f"npm package {package} is not installed: run `npm ci` in tests/js")
+    return node
+
+
+def chromium_path() -> str:
+    """Debian's Chromium (or any ``chromium`` on the PATH); skips when there is none."""
+    found = "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else shutil.which("chromium")
+    if found is None:
+        pytest.skip("chromium is not installed")
+    return found
+
+
+def run_mqttjs(scenario: str, url: str, *, browser: bool = False, **options: Any) -> dict[str, Any]:
+    """Run one scenario of tests/js/scenario.js with MQTT.js and return its JSON result.
+
+    In Node (tests/js/mqtt_client.mjs), or with ``browser`` in a headless Chromium page over the browser's
+    WebSocket (tests/js/browser_client.mjs).
+    """
+    arguments = json.dumps({"scenario": scenario, "url": url, "timeoutMs": int(TIMEOUT * 1000), **options})
+    if browser:
+        node = _node_and_packages("mqtt", "playwright-core")
+        command = [node, str(JS_DIR / "browser_client.mjs"), chromium_path(), arguments]
+    else:
+        command = [_node_and_packages("mqtt"), str(JS_DIR / "mqtt_client.mjs"), arguments]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT * 3, check=False, cwd=JS_DIR)
     assert done.returncode == 0, f"MQTT.js scenario {scenario} failed:\n{done.stdout}\n{done.stderr}"
     result: dict[str, Any] = json.loads(done.stdout)
     return result
