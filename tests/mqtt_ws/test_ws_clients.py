@@ -184,3 +184,16 @@ def test_reason_string_reaches_websocket_client(start_server: StartServer) -> No
         assert "topic alias 5 was never defined" in (packets[0].properties.reason_string or "")
         assert code == 1000
     assert_healthy(server)
+
+
+def test_pipeline_past_the_backlog_bound_pauses_and_resumes_reading(server: ServerProcess) -> None:
+    """12,000 QoS 1 publishes sent before reading any PUBACK: past 5,000 unwritten the server stops taking
+    WebSocket messages until the backlog is written, then goes on; every publish is acknowledged in order."""
+    count, per_message = 12000, 500
+    with WsRawClient(server, level=4, timeout=TIMEOUT * 3) as client:
+        assert client.connect("ws-pipeline").reason_code == 0
+        for start in range(0, count, per_message):
+            client.send(*(Publish(TOPIC, row(t), 1, packet_id=t % 65535 + 1)
+                          for t in range(start, start + per_message)))
+        assert [client.expect(PubAck).packet_id for _ in range(count)] == [t % 65535 + 1 for t in range(count)]
+    assert len(stop_and_read(server, S1)[S1]) == count

@@ -17,8 +17,8 @@ Scenario = Callable[[aiohttp.ClientWebSocketResponse, "Steered"], Awaitable[None
 
 
 class Steered(asyncio.Protocol):
-    """Records its events; ``burst``, ``close``, ``abort`` and ``pause`` make it use the transport so, anything
-    else is echoed."""
+    """Records its events; the messages ``burst``, ``close``, ``abort`` and ``pause`` make it call the transport
+    so, anything else is echoed."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
