@@ -105,6 +105,21 @@ def non_empty(value: str) -> str:
 
 
 _PORT = integer(0, 65535)
+
+
+def optional_port(value: str) -> int:
+    """A parser for a port number 0-65535, or ``-1`` / empty for "off"."""
+    stripped = value.strip()
+    return -1 if stripped in ("", "-1") else _PORT(stripped)
+
+
+def url_path(value: str) -> str:
+    """A parser for the path part of a URL: starts with ``/``, no blanks, no query or fragment."""
+    stripped = value.strip()
+    if not stripped.startswith("/") or re.search(r"[\s?#]", stripped):
+        raise ValueError(value)
+    return stripped
+
 _MIB = 1024 * 1024
 
 #: Every key the core knows, in the order the shipped properties file lists them.
@@ -142,6 +157,12 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "subscriber sessions kept for disconnected clients; the oldest is ended beyond it"),
     Option("mqtt_sys_interval", 10, integer(0, 86400), "seconds, 0-86400",
            "interval between $SYS/broker/... updates (0: none)"),
+    Option("mqtt_ws_port", 8083, optional_port, "a port number 0-65535, or -1 or empty for off",
+           "port of MQTT over WebSocket (0 picks a free one; -1 or empty: not served)"),
+    Option("mqtt_ws_host", "", text, "a host name or IP address, or empty for mqtt_host",
+           "address MQTT over WebSocket binds (empty: the same as mqtt_host)"),
+    Option("mqtt_ws_path", "/mqtt", url_path, "a URL path starting with /",
+           "URL path of the MQTT over WebSocket endpoint"),
     # Storage
     Option("data_dir", "data", non_empty, "a directory path", "where the WAL, TsFiles, schema and users live"),
     Option("wal_mode", "SYNC", choice("SYNC", "ASYNC", "DISABLE"), "SYNC, ASYNC or DISABLE",

@@ -22,6 +22,7 @@ from iotdb_mqtt.delivery import QueueLimits
 from iotdb_mqtt.ingest import Ingestor
 from iotdb_mqtt.router import Router
 from iotdb_mqtt.server import MqttServer
+from iotdb_mqtt.websocket import WebSocketListener
 
 log = logging.getLogger("iotdb.serve")
 
@@ -47,6 +48,7 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
     executor = ThreadPoolExecutor(settings.mqtt_handler_pool_size, thread_name_prefix="iotdb-ingest")
     server: MqttServer | None = None
     rest: Any = None
+    websocket: WebSocketListener | None = None
     try:
         users = UserStore.open(data_dir)
         counters = ServiceCounters(COUNTERS)
@@ -67,6 +69,12 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             host, port = server.address
             log.info("iotdb %s serving MQTT on %s:%d with formatter %r, data directory %s",
                      __version__, host, port, settings.mqtt_payload_formatter, data_dir.resolve())
+            if settings.mqtt_ws_port >= 0:
+                websocket = WebSocketListener(settings, server.protocol_factory)
+                await websocket.start()
+                host, port = websocket.address
+                log.info("iotdb %s serving MQTT over WebSocket on %s:%d, path %s",
+                         __version__, host, port, websocket.path)
         else:
             log.info("iotdb %s running without MQTT (enable_mqtt_service=false), data directory %s",
                      __version__, data_dir.resolve())
@@ -77,9 +85,13 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             loop.remove_signal_handler(signum)
         if rest is not None:
             await rest.stop()
+        if websocket is not None:
+            await websocket.stop_accepting()
         if server is not None:
             await server.stop()
             server.router.close()
+        if websocket is not None:
+            await websocket.close()
         executor.shutdown(wait=True)
         engine.close()
         log.info("stopped")
