@@ -149,6 +149,8 @@ class UserStore:
         self._watcher: threading.Thread | None = None
         self._stop_watching = threading.Event()
         self._reload_failed = False
+        #: Set by :meth:`open` when it created ``root``/``root`` (and said so).
+        self.created_root = False
         #: The one authorizer over this store (its caches follow the store's generation).
         self.authorizer = Authorizer(self)
         loaded = self._read()
@@ -171,6 +173,7 @@ class UserStore:
                 return set()
 
             store._change(create_root)
+            store.created_root = True
         return store
 
     # ------------------------------------------------------------------------------ reading the file

@@ -14,12 +14,13 @@ whenever the user store's generation changes (any user, role or grant change, or
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from iotdb_core.errors import IoTDBError
+from iotdb_core.formatter import Row
 from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
 
 __all__ = [
@@ -48,7 +49,7 @@ NO_PERMISSION = 803
 ADMIN = "root"
 
 
-class Privilege(str, Enum):
+class Privilege(StrEnum):
     """IoTDB's privilege types (1.3 and later)."""
 
     READ_DATA = "READ_DATA"
@@ -117,7 +118,7 @@ def _path_nodes(path: str) -> tuple[str, ...]:
 def matches(pattern: tuple[str, ...], nodes: tuple[str, ...]) -> bool:
     """Whether the concrete path ``nodes`` matches ``pattern`` (``*``: one node, ``**``: one or more)."""
     if "**" not in pattern:
-        return len(pattern) == len(nodes) and all(p == "*" or p == n for p, n in zip(pattern, nodes, strict=True))
+        return len(pattern) == len(nodes) and all(p in ("*", n) for p, n in zip(pattern, nodes, strict=True))
     reachable = [True] + [False] * len(nodes)  # reachable[j]: the pattern so far consumed exactly nodes[:j]
     for node in pattern:
         following = [False] * (len(nodes) + 1)
@@ -128,7 +129,7 @@ def matches(pattern: tuple[str, ...], nodes: tuple[str, ...]) -> bool:
                 seen = seen or reachable[j]
         else:
             for j in range(len(nodes)):
-                if reachable[j] and (node == "*" or node == nodes[j]):
+                if reachable[j] and node in ("*", nodes[j]):
                     following[j + 1] = True
         if not any(following):
             return False
@@ -343,6 +344,29 @@ class Authorizer:
         if user is None:
             return False
         return any(covers(granted, pattern) for granted in self._compiled(user, privilege)[1])
+
+    def writable_rows(self, user: str | None, rows: Sequence[Row]) -> tuple[list[Row], list[str]]:
+        """Split formatted rows by the WRITE_DATA of ``user``: the rows
+        trimmed to the measurements it may write (rows left empty dropped), and the series paths it may not."""
+        if user == ADMIN or self.holds_on(user, Privilege.WRITE_DATA, ROOT_ALL):
+            return list(rows), []
+        kept: list[Row] = []
+        refused: list[str] = []
+        for row in rows:
+            prefix = row.device + "."
+            allowed = [self.can(user, Privilege.WRITE_DATA, prefix + name) for name in row.measurements]
+            if all(allowed):
+                kept.append(row)
+                continue
+            refused.extend(prefix + name for name, ok in zip(row.measurements, allowed, strict=True) if not ok)
+            if any(allowed):
+                types = row.types
+                kept.append(row._replace(
+                    measurements=tuple(m for m, ok in zip(row.measurements, allowed, strict=True) if ok),
+                    values=tuple(v for v, ok in zip(row.values, allowed, strict=True) if ok),
+                    types=None if types is None else tuple(t for t, ok in zip(types, allowed, strict=True) if ok),
+                ))
+        return kept, refused
 
     def can_grant(self, user: str | None, privilege: Privilege, pattern: tuple[str, ...]) -> bool:
         """Whether ``user`` may grant or revoke ``privilege`` on ``pattern``: it holds it WITH GRANT OPTION

@@ -91,7 +91,9 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection (a server's REST API, or a data directory no server holds)")
     where = group.add_mutually_exclusive_group()
     where.add_argument("--url", metavar="URL", help=f"REST API of a running `iotdb serve` (default {DEFAULT_URL})")
-    where.add_argument("--data-dir", metavar="DIR", help="open this data directory directly instead of a server")
+    where.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS,
+                       help="open this data directory directly instead of a server")
+    parser.set_defaults(takes_data_dir=True)
     group.add_argument("-u", "--user", default="root", help="user name for the REST API (default root)")
     group.add_argument(
         "-p", "--password", help=f"password for the REST API (default: ${PASSWORD_ENV}, else root)"
@@ -104,6 +106,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 def connect(args: argparse.Namespace, *, create: bool = False) -> Backend:
     """The backend the options select; ``create`` lets a missing data directory be created (``import``)."""
     if getattr(args, "data_dir", None):
+        if args.url:
+            raise CliError("give --url or --data-dir, not both")
         return LocalBackend.open(args.data_dir, args.config, create=create)
     if getattr(args, "config", None):
         raise CliError("--config applies to --data-dir; a server uses its own configuration")

@@ -118,8 +118,8 @@ def run_security(statement: Any, session: Session | None) -> MetadataResult | Up
     """Run a user, role or privilege statement as ``session.user``."""
     if session is None:
         raise SemanticError(
-            f"{_STATEMENT_NAMES[type(statement)]} needs a server's users: run it through `iotdb serve` (REST) or `iotdb query "
-            "--data-dir`"
+            f"{_STATEMENT_NAMES[type(statement)]} needs a server's users: run it through `iotdb serve` (REST) "
+            "or `iotdb query --data-dir`"
         )
     try:
         return _SecurityStatements(session).run(statement)
