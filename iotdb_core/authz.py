@@ -21,7 +21,7 @@ from typing import Protocol
 
 from iotdb_core.errors import IoTDBError
 from iotdb_core.formatter import Row
-from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
+from iotdb_core.paths import quote_node, split_path, unquote_node
 
 __all__ = [
     "ADMIN",
@@ -103,10 +103,9 @@ class AccessDenied(IoTDBError):
 
 
 def parse_pattern(text: str) -> tuple[str, ...]:
-    """A path pattern's canonical nodes (``*`` and ``**`` allowed anywhere after ``root``); PathError if bad."""
+    """A path pattern's canonical nodes (``*`` and ``**`` allowed anywhere after ``root``); ``PathError`` naming
+    the problem otherwise."""
     nodes = split_path(text.strip(), allow_wildcards=True)
-    if nodes[0].lower() != "root":
-        raise PathError(f"path pattern {text!r} must start with root")
     return ("root", *(node if node in ("*", "**") else quote_node(unquote_node(node)) for node in nodes[1:]))
 
 
