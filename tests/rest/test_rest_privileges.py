@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from iotdb_core.testing.server import ServerProcess
+
 from .conftest import RestClient, basic, start_rest_server, stop_server
 
 NO_PERMISSION = 803
@@ -156,7 +157,7 @@ def test_root_stays_and_the_default_password_is_warned_about(root: User, server:
 
 
 def test_export_and_import_as_a_user(root: User, server: ServerProcess, tmp_path: Path) -> None:
-    erin = new_user(root, "erin")
+    new_user(root, "erin")
     assert root.run("GRANT READ_SCHEMA, READ_DATA ON root.sg.d1.** TO USER erin")["code"] == 200
 
     def iotdb(*args: str) -> subprocess.CompletedProcess[str]:
