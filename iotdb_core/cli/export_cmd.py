@@ -8,8 +8,8 @@ CSV (IoTDB's ``export-csv`` layout, aligned by time)::
 A PATTERN is a series pattern in both modes (``root.sg.*.temp`` is every ``temp`` one level below ``root.sg``,
 ``root.sg.d3.*`` every series of ``root.sg.d3``): the series are those SHOW TIMESERIES lists for it. Nothing
 matched is an error. The output is written under a temporary name (``FILE.partial``, ``*.tsfile.tmp``) and
-renamed when complete, so an interrupted export (Ctrl-C) leaves no complete-looking file; it reports what it
-wrote and exits 130.
+renamed when complete, so an interrupted export leaves no complete-looking file: Ctrl-C stops after the page
+being read, reports exactly what was written and exits 130 (a second Ctrl-C stops at once).
 
 Times are ISO 8601 in the local zone (``--time-format iso``, the default) or integers in the database's
 timestamp precision (``--time-format epoch``); a null is an empty cell; ``--data-type`` annotates each column
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -47,6 +48,32 @@ class ExportInterrupted(CliError):
     """Ctrl-C during an export; the message says what was written and where."""
 
     exit_code = 130
+
+
+class StopRequest:
+    """Ctrl-C while exporting: the first one stops the export after the page being read (so what was written
+    is known exactly), a second one at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> StopRequest:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if Ctrl-C was pressed."""
+        if self.requested:
+            raise KeyboardInterrupt
 
 
 def register(subparsers: Any) -> None:
@@ -127,7 +154,7 @@ def _keep(result: Any, names: list[str]) -> None:
 
 
 def export_csv(backend: Backend, args: argparse.Namespace, selected: list[SeriesInfo], patterns: list[str],
-               out: TextIO, written: list[int]) -> tuple[int, int]:
+               out: TextIO, written: list[int], stop: StopRequest) -> tuple[int, int]:
     """Write the CSV of the ``selected`` series; returns (rows, columns). ``written[0]`` counts rows as they go."""
     formatter = TimeFormatter(backend.precision, args.time_format)
     if args.query:
@@ -148,6 +175,7 @@ def export_csv(backend: Backend, args: argparse.Namespace, selected: list[Series
             count = write_csv(out, None, result.rows(formatter))
             written[0] += count
             bar.update(count)
+            stop.check()
     return written[0], len(names)
 
 
@@ -167,7 +195,7 @@ def _encoding(info: SeriesInfo) -> tuple[TSEncoding, Compressor]:
 
 
 def export_tsfiles(backend: Backend, args: argparse.Namespace, selected: list[SeriesInfo],
-                   done: list[int]) -> tuple[int, int, int]:
+                   done: list[int], stop: StopRequest) -> tuple[int, int, int]:
     """Write TsFiles of the ``selected`` series; returns (files, series, points). ``done`` is kept at (files,
     series, points) of the complete files so far, for the report of an interrupted run."""
     from iotdb_core.storage.tsfile_io import SeriesData, write_tsfile  # noqa: PLC0415
@@ -203,6 +231,7 @@ def export_tsfiles(backend: Backend, args: argparse.Namespace, selected: list[Se
                     stamps_parts.append(stamps)
                     value_parts.append(values)
                     bar.update(len(stamps))
+                stop.check()
                 if page is None or len(stamps) < page:
                     break
                 after = int(stamps[-1])
@@ -246,13 +275,15 @@ def run(args: argparse.Namespace) -> int:
         backend.check()
         selected: list[SeriesInfo] = []
         if not args.query:
+            _select_of(patterns)  # each pattern checked before any lookup
             selected = backend.series(patterns)
             if not selected:
                 raise CliError(f"no series matches {' '.join(patterns)} (see SHOW TIMESERIES); nothing exported")
         if args.tsfile:
             done = [0, 0, 0]
             try:
-                files, series, points = export_tsfiles(backend, args, selected, done)
+                with StopRequest() as stop:
+                    files, series, points = export_tsfiles(backend, args, selected, done, stop)
             except KeyboardInterrupt:
                 raise ExportInterrupted(
                     f"interrupted: {done[0]} complete TsFile(s) with {done[2]} points of {done[1]} series in "
@@ -263,7 +294,12 @@ def run(args: argparse.Namespace) -> int:
         if args.tsfile and not args.output:
             return 0
         if not args.output or args.output == "-":
-            export_csv(backend, args, selected, patterns, sys.stdout, [0])
+            written = [0]
+            try:
+                with StopRequest() as stop:
+                    export_csv(backend, args, selected, patterns, sys.stdout, written, stop)
+            except KeyboardInterrupt:
+                raise ExportInterrupted(f"interrupted after {written[0]} rows") from None
             return 0
         rows, columns = _export_csv_file(backend, args, selected, patterns, Path(args.output))
         print(f"exported {rows} rows of {columns} column(s) to {args.output}", file=sys.stderr)
@@ -281,7 +317,8 @@ def _export_csv_file(backend: Backend, args: argparse.Namespace, selected: list[
         except OSError as exc:
             raise CliError(f"cannot write {partial}: {exc.strerror or exc}") from None
         try:
-            rows, columns = export_csv(backend, args, selected, patterns, out, written)
+            with StopRequest() as stop:
+                rows, columns = export_csv(backend, args, selected, patterns, out, written, stop)
         except KeyboardInterrupt:
             raise ExportInterrupted(
                 f"interrupted: {written[0]} rows written to {partial}; {target} was not written"
