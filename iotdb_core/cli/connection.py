@@ -339,6 +339,7 @@ class LocalBackend(Backend):
     def __init__(self, engine: Any, settings: Any, data_dir: Path) -> None:
         self.engine = engine
         self.settings = settings
+        self.data_dir = data_dir
         self.description = f"data directory {data_dir}"
         self.precision = str(settings.timestamp_precision)
 
@@ -364,11 +365,16 @@ class LocalBackend(Backend):
         return cls(engine, settings, directory)
 
     def _statement(self, sql: str, row_limit: int | None) -> Any:
-        from iotdb_core.query import QueryError, execute, parse  # noqa: PLC0415
+        from iotdb_core.auth import DEFAULT_USER, UserStore  # noqa: PLC0415
+        from iotdb_core.query import QueryError, ast, execute, parse  # noqa: PLC0415
 
         try:
             statement = parse(sql)
-            return statement, execute(self.engine, statement, settings=self.settings, row_limit=row_limit)
+            # Whoever may open the data directory may do anything in it: user statements run as root.
+            session = UserStore.open(self.data_dir).session(DEFAULT_USER) if isinstance(
+                statement, ast.SECURITY_STATEMENTS) else None
+            return statement, execute(self.engine, statement, settings=self.settings, row_limit=row_limit,
+                                      session=session)
         except QueryError as exc:
             raise StatementError(exc.code, exc.message) from None
 
