@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from iotdb_core.errors import IoTDBError
 from iotdb_core.formatter import Row
@@ -249,6 +249,10 @@ class AccessSource(Protocol):
     def access(self) -> AccessSnapshot: ...
 
 
+#: Key of the cached "holds the privilege on root.**" answer among a user's cached answers.
+_EVERYWHERE = object()
+
+
 class Authorizer:
     """Answers "may this user do that here?" from the store's current snapshot, with per-user caches."""
 
@@ -258,9 +262,10 @@ class Authorizer:
         self._lock = threading.Lock()
         self._generation = -1
         self._patterns: dict[tuple[str, Privilege], tuple[tuple[str, ...], ...]] = {}
-        self._answers: dict[tuple[str, Privilege], dict[str, bool]] = {}
+        #: Per (user, privilege): answers by series path, and by (device, measurements) for rows.
+        self._answers: dict[tuple[str, Privilege], dict[Any, Any]] = {}
 
-    def _compiled(self, user: str, privilege: Privilege) -> tuple[dict[str, bool], tuple[tuple[str, ...], ...]]:
+    def _compiled(self, user: str, privilege: Privilege) -> tuple[dict[Any, Any], tuple[tuple[str, ...], ...]]:
         snapshot = self._source.access()
         key = (user, privilege)
         with self._lock:
@@ -345,19 +350,33 @@ class Authorizer:
         return any(covers(granted, pattern) for granted in self._compiled(user, privilege)[1])
 
     def writable_rows(self, user: str | None, rows: Sequence[Row]) -> tuple[list[Row], list[str]]:
-        """Split formatted rows by the WRITE_DATA of ``user``: the rows
-        trimmed to the measurements it may write (rows left empty dropped), and the series paths it may not."""
-        if user == ADMIN or self.holds_on(user, Privilege.WRITE_DATA, ROOT_ALL):
+        """Split formatted rows by the WRITE_DATA of ``user``: the rows trimmed to the measurements it may write
+        (rows left empty dropped), and the series paths it may not.
+
+        The answer for a row's (device, measurements) is cached, so a device publishing the same measurements
+        again costs one dictionary lookup per row.
+        """
+        if user == ADMIN:
+            return list(rows), []
+        masks: dict[Any, Any] = {} if user is None else self._compiled(user, Privilege.WRITE_DATA)[0]
+        everywhere = masks.get(_EVERYWHERE)
+        if everywhere is None:
+            everywhere = masks[_EVERYWHERE] = self.holds_on(user, Privilege.WRITE_DATA, ROOT_ALL)
+        if everywhere:
             return list(rows), []
         kept: list[Row] = []
         refused: list[str] = []
         for row in rows:
-            prefix = row.device + "."
-            allowed = [self.can(user, Privilege.WRITE_DATA, prefix + name) for name in row.measurements]
+            key = (row.device, row.measurements)
+            allowed = masks.get(key)
+            if allowed is None:
+                prefix = row.device + "."
+                allowed = tuple(self.can(user, Privilege.WRITE_DATA, prefix + name) for name in row.measurements)
+                masks[key] = allowed
             if all(allowed):
                 kept.append(row)
                 continue
-            refused.extend(prefix + name for name, ok in zip(row.measurements, allowed, strict=True) if not ok)
+            refused.extend(f"{row.device}.{name}" for name, ok in zip(row.measurements, allowed, strict=True) if not ok)
             if any(allowed):
                 types = row.types
                 kept.append(row._replace(
