@@ -30,10 +30,20 @@ def sql(server: ServerProcess, statement: str) -> dict[str, Any]:
     return body
 
 
+def iotdb(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "iotdb_core.cli.main", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
 def with_meter(start_server: StartServer) -> ServerProcess:
+    """A server where user meter may publish on every topic (the broker's topic ACL) but write only the
+    series of root.sg.d1 (its privileges)."""
     server = start_server(enable_rest_service="true")
     assert sql(server, "CREATE USER meter 'meter-pw'")["code"] == 200
     assert sql(server, "GRANT WRITE_DATA ON root.sg.d1.** TO USER meter")["code"] == 200
+    granted = iotdb("--data-dir", str(server.data_dir), "acl", "grant", "meter", "write", "#")
+    assert granted.returncode == 0, granted.stderr
+    time.sleep(1.0)  # the server re-reads the ACL file within a second
     return server
 
 
@@ -69,11 +79,8 @@ def test_connections_close_when_the_password_changes_or_the_user_goes(start_serv
     server = with_meter(start_server)
     first = PahoPublisher(server, "meter-a", mqtt.MQTTv5, username="meter", password="meter-pw")
     other = PahoPublisher(server, "root-a", mqtt.MQTTv5)
-    changed = subprocess.run(
-        [sys.executable, "-m", "iotdb_core.cli.main", "user", "passwd", "meter", "--password-stdin",
-         "--data-dir", str(server.data_dir)],
-        input="meter-new\n", capture_output=True, text=True, timeout=60, check=False,
-    )
+    changed = iotdb("user", "passwd", "meter", "--password-stdin", "--data-dir", str(server.data_dir),
+                    stdin="meter-new\n")
     assert changed.returncode == 0, changed.stderr
     started = time.monotonic()
     assert wait_until(lambda: first.disconnected, timeout=2.0)
@@ -90,3 +97,17 @@ def test_connections_close_when_the_password_changes_or_the_user_goes(start_serv
     for client in (first, stale, fresh):
         client.client.loop_stop()
     assert "closing MQTT connection" in server.output and "password changed" in server.output
+
+
+def test_every_start_warns_while_root_has_the_default_password(start_server: StartServer) -> None:
+    first = start_server()
+    assert "created user 'root' with the default password" in first.output
+    first.stop()
+    again = start_server()
+    assert "user 'root' still has the default password" in again.output
+    again.stop()
+    changed = iotdb("user", "passwd", "root", "--password-stdin", "--data-dir", str(again.data_dir),
+                    stdin="a-real-password\n")
+    assert changed.returncode == 0, changed.stderr
+    quiet = start_server()
+    assert "default password" not in quiet.output

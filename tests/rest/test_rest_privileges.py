@@ -86,6 +86,9 @@ def test_select_keeps_only_the_series_the_user_may_read(root: User) -> None:
     result = bob.query("SELECT ** FROM root.sg")
     assert result["expressions"] == ["root.sg.d1.temp", "root.sg.d2.temp"]
     assert bob.query("SELECT hum FROM root.sg.d1")["code"] == NO_PERMISSION
+    last = bob.query("SELECT LAST * FROM root.sg.*")
+    assert last["values"][0] == ["root.sg.d1.temp", "root.sg.d2.temp"]
+    assert bob.query("SELECT LAST hum FROM root.sg.d1")["code"] == NO_PERMISSION
     assert bob.query("SHOW TIMESERIES")["values"] == [], "READ_DATA is not READ_SCHEMA"
     assert root.run("GRANT READ_SCHEMA ON root.sg.d2.** TO USER bob")["code"] == 200
     shown = bob.query("SHOW TIMESERIES")
