@@ -325,12 +325,15 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, str] | None = None,
     warn_unknown: bool = True,
+    unused_keys: Iterable[str] = (),
 ) -> Settings:
     """Build the settings from defaults, ``path`` (if any), the environment and ``overrides``.
 
     ``extra_options`` are keys declared by plugins and formatters; they are validated like the
-    core's. ``overrides`` are raw strings, e.g. from command-line flags, applied last.
+    core's. ``overrides`` are raw strings, e.g. from command-line flags, applied last. ``unused_keys``
+    are known keys that do not apply (those of installed formatters not chosen): ignored without a warning.
     """
+    unused = frozenset(unused_keys)
     options = {option.key: option for option in CORE_OPTIONS}
     option: Option | None
     for option in extra_options:
@@ -356,7 +359,7 @@ def load_settings(
     for key, value, source in raw:
         option = options.get(key)
         if option is None:
-            if warn_unknown:
+            if warn_unknown and key not in unused:
                 _warn_unknown(key, source, options)
             continue
         try:

@@ -158,6 +158,12 @@ class MqttServer:
         if self._by_client.get(connection.client_id) is connection:
             del self._by_client[connection.client_id]
 
+    def close_user_connections(self, names: frozenset[str]) -> None:
+        """Close the connections of users who were deleted or whose password changed (MQTT 5: reason 0x87)."""
+        for connection in list(self._by_client.values()):
+            if connection.username in names:
+                connection.close_for(ReasonCode.NOT_AUTHORIZED, "the user was deleted or its password changed")
+
     def has_room_for(self, client_id: str) -> bool:
         """True below ``mqtt_max_connections``, or when ``client_id`` would replace its own connection."""
         return len(self._by_client) < self.settings.mqtt_max_connections or client_id in self._by_client

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,16 @@ log = logging.getLogger("iotdb.serve")
 MQTT_DIR = "mqtt"
 
 
+def _closing_connections_of(server: MqttServer, loop: asyncio.AbstractEventLoop) -> Callable[[frozenset[str]], None]:
+    """A user-store subscriber closing, on the event loop, the connections of deleted or changed users."""
+
+    def changed(names: frozenset[str]) -> None:
+        if names:
+            loop.call_soon_threadsafe(server.close_user_connections, names)
+
+    return changed
+
+
 async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> None:
     """Open the engine, serve MQTT (and REST when ``enable_rest_service``) until ``stop`` is set (or a signal
     arrives), then shut down cleanly.
@@ -49,8 +60,13 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
     server: MqttServer | None = None
     rest: Any = None
     websocket: WebSocketListener | None = None
+    users: UserStore | None = None
     try:
         users = UserStore.open(data_dir)
+        users.watch()  # `iotdb user ...` from another process applies within WATCH_INTERVAL_S
+        if not users.created_root and users.root_has_default_password():
+            log.warning("user 'root' still has the default password; change it with `iotdb user passwd root` "
+                        "or ALTER USER root SET PASSWORD '...'")
         counters = ServiceCounters(COUNTERS)
         dead_letters = DeadLetterLog(data_dir, settings.mqtt_dead_letter_max_bytes)
         if settings.enable_rest_service:
@@ -62,9 +78,10 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             host, port = rest.address
             log.info("iotdb %s serving REST on %s:%d", __version__, host, port)
         if settings.enable_mqtt_service:
-            ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters)
+            ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters, users.authorizer)
             router = open_router(settings, data_dir, counters)
             server = MqttServer(settings, ingestor, users, counters, executor, router, TopicAcl(data_dir))
+            users.on_change(_closing_connections_of(server, loop))
             await server.start()
             host, port = server.address
             log.info("iotdb %s serving MQTT on %s:%d with formatter %r, data directory %s",
@@ -93,6 +110,8 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
         if websocket is not None:
             await websocket.close()
         executor.shutdown(wait=True)
+        if users is not None:
+            users.close()
         engine.close()
         log.info("stopped")
 
