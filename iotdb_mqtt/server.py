@@ -12,6 +12,7 @@ from typing import NamedTuple
 from iotdb_core.auth import UserStore
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
+from iotdb_core.fleet import ClientInfo
 from iotdb_core.formatter import FormatContext
 from iotdb_core.metrics import ServiceCounters
 from iotdb_mqtt.codec.packets import Will
@@ -231,3 +232,38 @@ class MqttServer:
                                          f"nothing received for 1.5 x keep alive ({connection.keep_alive} s)")
                 elif connection.reader.buffered and silent > connect_timeout:
                     connection.close_for(ReasonCode.MALFORMED_PACKET, "a packet was left incomplete")
+
+
+class MqttClientDirectory:
+    """The server's live connections as an :class:`iotdb_core.fleet.ClientDirectory` (call on the event loop).
+
+    Messages in and out are not counted per connection, so they are ``None``.
+    """
+
+    def __init__(self, server: MqttServer) -> None:
+        self._server = server
+
+    def clients(self) -> list[ClientInfo]:
+        """The connections that completed CONNECT and are open."""
+        now_wall, now = time.time(), time.monotonic()
+        return [
+            ClientInfo(
+                client_id=connection.client_id,
+                username=connection.username,
+                address=connection._peer(),
+                protocol={3: "MQTT 3.1", 4: "MQTT 3.1.1", 5: "MQTT 5.0"}.get(connection.level, "MQTT"),
+                protocol_level=connection.level,
+                keep_alive=connection.keep_alive,
+                connected_since=now_wall - (now - connection.opened_at),
+            )
+            for connection in list(self._server._by_client.values())
+            if connection.connected and not connection.closed
+        ]
+
+    def disconnect(self, client_id: str) -> bool:
+        """Close ``client_id``'s connection as an administrative action (its will is published)."""
+        connection = self._server._by_client.get(client_id)
+        if connection is None or connection.closed:
+            return False
+        connection.close_for(ReasonCode.ADMINISTRATIVE_ACTION, "disconnected by an administrator")
+        return True

@@ -13,9 +13,10 @@ from iotdb_core import __version__
 from iotdb_core.auth import UserStore
 from iotdb_core.bootstrap import Runtime, open_engine
 from iotdb_core.deadletter import DeadLetterLog
+from iotdb_core.fleet import ClientRegistry
 from iotdb_core.metrics import COUNTERS, ServiceCounters
 from iotdb_mqtt.ingest import Ingestor
-from iotdb_mqtt.server import MqttServer
+from iotdb_mqtt.server import MqttClientDirectory, MqttServer
 
 log = logging.getLogger("iotdb.serve")
 
@@ -42,18 +43,24 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
         users = UserStore.open(data_dir)
         counters = ServiceCounters(COUNTERS)
         dead_letters = DeadLetterLog(data_dir, settings.mqtt_dead_letter_max_bytes)
+        clients = ClientRegistry()
         if settings.enable_rest_service:
+            from iotdb_core.console import Console  # noqa: PLC0415 - aiohttp only when serving REST
             from iotdb_core.rest import REST_COUNTERS, RestServer  # noqa: PLC0415 - aiohttp only when serving REST
 
             counters = ServiceCounters([*COUNTERS, *REST_COUNTERS])
-            rest = RestServer(engine, settings, users, counters)
+            console = Console(engine, settings, users, counters, dead_letters=dead_letters, clients=clients,
+                              plugins=runtime.plugins)
+            rest = RestServer(engine, settings, users, counters, console=console)
             await rest.start()
             host, port = rest.address
             log.info("iotdb %s serving REST on %s:%d", __version__, host, port)
+            log.info("web console at http://%s:%d/", host, port)
         if settings.enable_mqtt_service:
             ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters)
             server = MqttServer(settings, ingestor, users, counters, executor)
             await server.start()
+            clients.register(MqttClientDirectory(server))
             host, port = server.address
             log.info("iotdb %s serving MQTT on %s:%d with formatter %r, data directory %s",
                      __version__, host, port, settings.mqtt_payload_formatter, data_dir.resolve())

@@ -22,7 +22,7 @@ class ServerProcess:
 
     ``properties`` are written to ``<directory>/iotdb-system.properties``; ``mqtt_port`` defaults to
     0 so the operating system picks a free port, which is read back from the startup log line.
-    With ``enable_rest_service=true`` the REST port (``rest_service_port`` also defaults to 0 here) is read
+    Unless ``enable_rest_service=false``, the REST port (``rest_service_port`` also defaults to 0 here) is read
     back the same way into :attr:`rest_port` (:attr:`rest_url` is its base URL), and :meth:`start` waits for
     both services. Output is collected in :attr:`output` (stdout and stderr interleaved).
     """
@@ -40,7 +40,7 @@ class ServerProcess:
         settings.update(properties or {})
         self.config_path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         self.env = {**os.environ, **(env or {})}
-        enabled = self.env.get("IOTDB_ENABLE_REST_SERVICE", str(settings.get("enable_rest_service", "false")))
+        enabled = self.env.get("IOTDB_ENABLE_REST_SERVICE", str(settings.get("enable_rest_service", "true")))
         self.rest_enabled = enabled.strip().lower() == "true"
         self.host = "127.0.0.1"
         self.port = 0

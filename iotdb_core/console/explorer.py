@@ -1,0 +1,143 @@
+"""The data explorer's answers: the series tree, a device's series statistics, and downsampled plots.
+
+Everything goes through the SQL layer (:func:`iotdb_core.query.parse` and :func:`~iotdb_core.query.execute`),
+as the REST API does. A plot of a range holding more points than the chart has pixels is answered with one
+``GROUP BY`` window per pixel column (min, max and mean of each), which the executor computes from the
+files' block statistics without reading the points of whole blocks.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from iotdb_core.config import Settings
+from iotdb_core.paths import join_path, split_path
+from iotdb_core.query import MetadataResult, ResultSet, execute, parse
+from iotdb_core.rest.convert import column_to_json
+
+__all__ = ["MAX_PLOT_POINTS", "PlotRequest", "device_series", "plot", "series_tree"]
+
+#: Most windows (pixel columns) a plot may ask for.
+MAX_PLOT_POINTS = 4000
+_NUMERIC = {"INT32", "INT64", "FLOAT", "DOUBLE"}
+
+
+class ExplorerError(ValueError):
+    """A request the explorer cannot answer; the message says why."""
+
+
+def _metadata(engine: Any, settings: Settings, sql: str) -> MetadataResult:
+    result = execute(engine, parse(sql), settings=settings)
+    assert isinstance(result, MetadataResult)
+    return result
+
+
+def _select(engine: Any, settings: Settings, sql: str) -> ResultSet:
+    result = execute(engine, parse(sql), settings=settings)
+    assert isinstance(result, ResultSet)
+    return result
+
+
+def series_tree(engine: Any, settings: Settings) -> dict[str, Any]:
+    """Databases, devices, and every series with its database, type, encoding and compression."""
+    databases = [row[0] for row in _metadata(engine, settings, "SHOW DATABASES").rows()]
+    devices = [row[0] for row in _metadata(engine, settings, "SHOW DEVICES").rows()]
+    series = []
+    for row in _metadata(engine, settings, "SHOW TIMESERIES").to_dicts():
+        nodes = split_path(row["timeseries"])
+        series.append({
+            "path": row["timeseries"], "device": join_path(*nodes[:-1]), "measurement": nodes[-1],
+            "database": row["database"], "type": row["dataType"], "encoding": row["encoding"],
+            "compression": row["compression"],
+        })
+    return {"databases": databases, "devices": devices, "series": series}
+
+
+def device_series(engine: Any, settings: Settings, device: str) -> list[dict[str, Any]]:
+    """Count, first and last time of each series of ``device`` (answered from statistics)."""
+    nodes = split_path(device)
+    result = _select(engine, settings, f"SELECT count(*), min_time(*), max_time(*) FROM {join_path(*nodes)}")
+    row = result.rows()[0] if len(result) else ()
+    stats: dict[str, dict[str, Any]] = {}
+    for name, value in zip(result.columns, row, strict=False):
+        function, _, path = name.partition("(")
+        entry = stats.setdefault(path.rstrip(")"), {"path": path.rstrip(")")})
+        entry[{"count": "count", "min_time": "first", "max_time": "last"}[function]] = (
+            value.item() if hasattr(value, "item") else value
+        )
+    return sorted(stats.values(), key=lambda entry: entry["path"])
+
+
+class PlotRequest:
+    """A series, an optional closed time range and the number of pixel columns to fill."""
+
+    def __init__(self, path: str, start: int | None, end: int | None, points: int) -> None:
+        nodes = split_path(path)
+        if len(nodes) < 3:
+            raise ExplorerError(f"{path!r} is not a series path (root.<database>.<device>.<measurement>)")
+        if not 1 <= points <= MAX_PLOT_POINTS:
+            raise ExplorerError(f"points must be 1-{MAX_PLOT_POINTS}, got {points}")
+        if start is not None and end is not None and end < start:
+            raise ExplorerError(f"the range ends ({end}) before it starts ({start})")
+        self.path = path
+        self.device = join_path(*nodes[:-1])
+        self.measurement = nodes[-1]
+        self.start = start
+        self.end = end
+        self.points = points
+
+
+def _scalar(result: ResultSet, column: int) -> Any:
+    if not len(result):
+        return None
+    value = result.rows()[0][column]
+    return value.item() if hasattr(value, "item") else value
+
+
+def plot(engine: Any, settings: Settings, request: PlotRequest) -> dict[str, Any]:
+    """The points of the range, raw when they fit the pixel columns, else min/max/mean per window."""
+    began = time.perf_counter()
+    series = _metadata(engine, settings, f"SHOW TIMESERIES {request.path}").to_dicts()
+    if not series:
+        raise ExplorerError(f"no series {request.path}")
+    data_type = series[0]["dataType"]
+    if data_type not in _NUMERIC:
+        raise ExplorerError(f"{request.path} is {data_type}: only numeric series are plotted (use the SQL page)")
+    m, device = request.measurement, request.device
+    where = _range_filter(request.start, request.end)
+    info = _select(engine, settings, f"SELECT count({m}), min_time({m}), max_time({m}) FROM {device}{where}")
+    count, first, last = (_scalar(info, i) for i in range(3))
+    body: dict[str, Any] = {"path": request.path, "type": data_type, "count": count or 0,
+                            "first": first, "last": last, "timestamps": []}
+    if not count:
+        body.update(mode="raw", values=[])
+    elif count <= request.points:
+        raw = _select(engine, settings, f"SELECT {m} FROM {device}{_range_filter(first, last)}")
+        body.update(mode="raw", timestamps=raw.timestamps.tolist() if raw.timestamps is not None else [],
+                    values=column_to_json(raw.values[0], raw.nulls[0], raw.data_types[0]))
+    else:
+        interval = max(1, math.ceil((last - first + 1) / request.points))
+        sql = (f"SELECT min_value({m}), max_value({m}), avg({m}), count({m}) FROM {device} "
+               f"GROUP BY ([{first}, {last + 1}), {interval})")
+        windows = _select(engine, settings, sql)
+        assert windows.timestamps is not None
+        keep = windows.values[3] > 0  # windows without points are left out, not drawn as gaps
+        columns = []
+        for values, nulls, column_type in zip(windows.values[:3], windows.nulls[:3], windows.data_types[:3],
+                                              strict=True):
+            columns.append(column_to_json(values[keep], None if nulls is None else nulls[keep], column_type))
+        body.update(mode="windows", interval=interval, timestamps=windows.timestamps[keep].tolist(),
+                    min=columns[0], max=columns[1], mean=columns[2])
+    body["server_ms"] = round((time.perf_counter() - began) * 1000, 1)
+    return body
+
+
+def _range_filter(start: int | None, end: int | None) -> str:
+    terms = []
+    if start is not None:
+        terms.append(f"time >= {int(start)}")
+    if end is not None:
+        terms.append(f"time <= {int(end)}")
+    return " WHERE " + " AND ".join(terms) if terms else ""
