@@ -109,6 +109,7 @@ export function render(root) {
   }
 
   api('tree').then(({ databases, devices, series }) => {
+    tree.dataset.series = String(series.length);
     if (!series.length) { tree.replaceChildren(el('p', { class: 'muted' }, 'No series yet.')); return; }
     const byDevice = new Map(devices.map((d) => [d, []]));
     for (const s of series) { if (!byDevice.has(s.device)) byDevice.set(s.device, []); byDevice.get(s.device).push(s); }
@@ -126,7 +127,6 @@ export function render(root) {
       top.append(el('li', {}, el('details', { open: true }, el('summary', {}, database), el('ul', {}, deviceItems))));
     }
     tree.replaceChildren(top);
-    tree.dataset.series = String(series.length);
     const wanted = new URLSearchParams(location.hash.split('?')[1] || '').get('path');
     if (wanted) show(wanted);
   }, (error) => tree.replaceChildren(el('p', { class: 'error', role: 'alert' }, error.message)));
