@@ -69,6 +69,7 @@ _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _PUBLIC = {"/console/api/login"}
 _SQL_ROW_LIMIT = 10000
 _LETTERS_SHOWN = 200
+_PLOT_POINTS = 1000
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -225,10 +226,10 @@ class Console:
         return body
 
     @staticmethod
-    def _int_query(request: web.Request, name: str, default: int | None) -> int | None:
+    def _int_query(request: web.Request, name: str) -> int | None:
         value = request.query.get(name, "")
         if not value:
-            return default
+            return None
         try:
             return int(value)
         except ValueError:
@@ -310,9 +311,9 @@ class Console:
     async def plot(self, request: web.Request) -> web.Response:
         """A series over a range, downsampled to ``points`` windows."""
         try:
-            plot_request = PlotRequest(request.query.get("path", ""), self._int_query(request, "start", None),
-                                       self._int_query(request, "end", None),
-                                       self._int_query(request, "points", 1000) or 1000)
+            points = self._int_query(request, "points")
+            plot_request = PlotRequest(request.query.get("path", ""), self._int_query(request, "start"),
+                                       self._int_query(request, "end"), _PLOT_POINTS if points is None else points)
             return _json(await self._off_loop(plot, self.engine, self.settings, plot_request))
         except (ExplorerError, PathError, QueryError) as exc:
             raise ConsoleError(400, str(exc)) from None
@@ -335,8 +336,9 @@ class Console:
     async def letters(self, request: web.Request) -> web.Response:
         """The newest matching dead letters."""
         filters = {key: request.query.get(key, "") for key in ("text", "client_id", "topic", "reason")}
-        limit = self._int_query(request, "limit", _LETTERS_SHOWN) or _LETTERS_SHOWN
-        return _json(await self._off_loop(list_letters, self._letters(), filters, max(1, min(limit, 1000))))
+        limit = self._int_query(request, "limit")
+        limit = _LETTERS_SHOWN if limit is None else max(1, min(limit, 1000))
+        return _json(await self._off_loop(list_letters, self._letters(), filters, limit))
 
     async def reingest(self, request: web.Request) -> web.Response:
         """Format and store a fixed payload; the record leaves the log only when all of it is stored."""
@@ -401,6 +403,7 @@ class Console:
 
     async def user_delete(self, request: web.Request) -> web.Response:
         """Delete a user (not the administrator); the user's console sessions end."""
+        self._require_admin(request)
         name = (await self._body(request, "name"))["name"]
         if name == ADMINISTRATOR:
             raise ConsoleError(400, f"{ADMINISTRATOR} is the administrator and cannot be deleted here")

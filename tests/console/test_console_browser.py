@@ -10,6 +10,7 @@ import json
 import threading
 
 from iotdb_core.testing.server import ServerProcess
+
 from .conftest import Browser, Publisher, rest
 
 DEVICE = "root.console.plant"
