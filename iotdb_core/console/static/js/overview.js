@@ -14,6 +14,7 @@ const METRICS = [
 ];
 
 export function render(root) {
+  let pending = api('overview'); // in flight while the charts are built
   const cards = METRICS.map((m) => {
     const now = el('p', { class: 'now', id: `now-${m.key}`, 'aria-live': 'off' }, '—');
     const chart = el('div', { class: 'chart', id: `chart-${m.key}`, role: 'img', 'aria-label': `${m.title}, last two minutes` });
@@ -35,7 +36,8 @@ export function render(root) {
   async function poll() {
     if (stopped) return;
     try {
-      const sample = await api('overview');
+      const sample = await (pending || api('overview'));
+      pending = null;
       const wall = Date.now() / 1000;
       const counters = { ...sample.counters, mqtt_connections_current: sample.clients };
       if (previous) {
