@@ -255,10 +255,10 @@ const actions = {
     }));
   },
 
-  async screenshot({ name }) {
+  async screenshot({ name, full = true }) {
     fs.mkdirSync(artifacts, { recursive: true });
     const file = path.join(artifacts, `${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
+    await page.screenshot({ path: file, fullPage: full });
     return file;
   },
 

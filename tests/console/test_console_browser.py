@@ -124,7 +124,7 @@ def test_sql_page_runs_statements_pages_charts_and_downloads(console_server: Ser
     csv = page.do("csv").splitlines()
     assert csv[0] == "Time,root.console.sqldev.a,root.console.sqldev.b"
     assert csv[1] == "1000,0,0" and csv[250] == "1249,249,124.5" and len(csv) == 251
-    page.do("screenshot", name="sql")
+    page.do("screenshot", name="sql", full=False)
     wrong = page.do("sql", sql="SELECT a FROM root.console.sqldev WHERE")
     assert wrong["body"]["code"] == 700 and wrong["body"]["line"] == 1
     column = wrong["body"]["column"]
