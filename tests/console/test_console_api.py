@@ -10,6 +10,7 @@ import json
 import urllib.error
 import urllib.request
 from http.cookies import SimpleCookie
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -158,3 +159,9 @@ def test_a_stale_dead_letter_id_is_refused(console_server: ServerProcess) -> Non
     assert status == 409 and "is not a dead-letter id" in body["message"]
     status, body = rest(console_server, "/console/api/sql", {"sql": "SELECT FROM"})
     assert status == 200 and body["code"] == 700 and body["line"] == 1 and body["column"] == 12
+
+
+def test_the_console_is_off_with_the_rest_service(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path, properties={"enable_rest_service": "false"}) as server:
+        assert "serving MQTT" in server.output
+        assert "serving REST" not in server.output and "web console" not in server.output
