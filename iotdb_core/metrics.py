@@ -20,6 +20,11 @@ COUNTERS: dict[str, str] = {
     "points_rejected": "values rejected by the engine (kept in the dead-letter log)",
     "mqtt_bytes_received": "bytes read from MQTT clients",
     "mqtt_bytes_sent": "bytes written to MQTT clients",
+    "mqtt_messages_routed": "published messages routed to subscribers (whether or not any matched)",
+    "mqtt_messages_sent": "copies of messages handed to subscriber sessions",
+    "mqtt_messages_dropped": "copies dropped: a subscriber's queue full, expired, or too large for it",
+    "mqtt_subscriptions_current": "MQTT subscriptions now",
+    "mqtt_retained_current": "retained MQTT messages now",
 }
 
 

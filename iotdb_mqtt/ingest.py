@@ -22,6 +22,7 @@ from iotdb_core.formatter import FormatContext, Row
 from iotdb_core.formatter_loader import FormatterHook
 from iotdb_core.metrics import ServiceCounters
 from iotdb_core.storage.results import WriteFailure
+from iotdb_mqtt.codec.properties import EMPTY_PROPERTIES, Properties
 
 log = logging.getLogger("iotdb.mqtt.ingest")
 
@@ -32,13 +33,22 @@ _REASON_STRING_LIMIT = 200
 
 @dataclass(slots=True)
 class InboundPublish:
-    """One publish waiting to be written; ``write`` is False for a QoS 2 resend (its first receipt is written)."""
+    """One publish waiting to be written and routed.
+
+    ``write`` is False for a QoS 2 resend (its first receipt is written and routed); ``ingest`` is False for
+    a topic outside ``mqtt_ingest_topics`` (routed only); a non-zero ``refusal`` is the reason code of a
+    publish the topic ACL refused (neither written nor routed).
+    """
 
     topic: str
     payload: bytes
     qos: int
     packet_id: int | None
     write: bool = True
+    retain: bool = False
+    properties: Properties = EMPTY_PROPERTIES
+    ingest: bool = True
+    refusal: int = 0
 
 
 @dataclass(slots=True)
@@ -111,7 +121,10 @@ class Ingestor:
         rows: list[Row] = []
         owners: list[int] = []
         for index, publish in enumerate(publishes):
-            if not publish.write:
+            if not publish.write or not publish.ingest:
+                continue
+            if publish.refusal:
+                outcomes[index] = PublishOutcome(publish.refusal, f"not authorized to publish to {publish.topic!r}")
                 continue
             try:
                 produced = self._format(publish.topic, publish.payload, context)

@@ -1,4 +1,5 @@
-"""The asyncio MQTT server: listening socket, live connections, delayed wills, time-outs and graceful stop."""
+"""The asyncio MQTT server: listening socket, live sessions, delayed wills, time-outs, ``$SYS`` topics and
+graceful stop. It is the :class:`~iotdb_mqtt.protocol.Host` of every connection's session."""
 
 from __future__ import annotations
 
@@ -9,22 +10,30 @@ import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import NamedTuple
 
+from iotdb_core import __version__
 from iotdb_core.auth import UserStore
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
 from iotdb_core.fleet import ClientInfo
 from iotdb_core.formatter import FormatContext
 from iotdb_core.metrics import ServiceCounters
+from iotdb_mqtt.acl import TopicAcl
+from iotdb_mqtt.broker.tree import Subscription, SubscriptionOptions, SubscriptionTree
 from iotdb_mqtt.codec.packets import Will
 from iotdb_mqtt.codec.reason_codes import ReasonCode
 from iotdb_mqtt.connection import MqttConnection
+from iotdb_mqtt.delivery import ApplicationMessage
 from iotdb_mqtt.ingest import InboundPublish, IngestedBatch, Ingestor, PublishOutcome
+from iotdb_mqtt.protocol import ServerSession, route_all, will_publish
+from iotdb_mqtt.router import Router
 from iotdb_mqtt.sessions import SessionStore
 
 log = logging.getLogger("iotdb.mqtt")
 
-#: How often connections are checked for keep-alive and CONNECT time-outs.
+#: How often connections are checked for keep-alive and CONNECT time-outs (and the ACL file for changes).
 SWEEP_INTERVAL_S = 0.5
+#: Topics whose ingestion decision is remembered; beyond it the memo starts again.
+_INGEST_MEMO_SIZE = 65536
 #: Sockets accepted beyond ``mqtt_max_connections`` before new ones are closed unread; the margin
 #: lets refused clients read their CONNACK.
 SOCKET_MARGIN = 64
@@ -37,24 +46,30 @@ class _DelayedWill(NamedTuple):
 
 
 class MqttServer:
-    """Accepts MQTT connections and hands their publishes to the ingest executor."""
+    """Accepts MQTT connections, writes their publishes on the ingest executor and routes them."""
 
     def __init__(self, settings: Settings, ingestor: Ingestor, users: UserStore, counters: ServiceCounters,
-                 ingest_executor: Executor) -> None:
+                 ingest_executor: Executor, router: Router, acl: TopicAcl) -> None:
         self.settings = settings
         self.ingestor = ingestor
         self.users = users
         self.counters = counters
+        self.router = router
+        self.acl = acl
         self.sessions = SessionStore()
         self.ingest_executor = ingest_executor
         self.auth_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-auth")
         self.durability_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-durable")
-        self._connections: set[MqttConnection] = set()
+        self._connections: set[ServerSession] = set()
         #: Closed connections whose received publishes are still being written: :meth:`stop` waits for them too.
-        self._draining: set[MqttConnection] = set()
-        self._by_client: dict[str, MqttConnection] = {}
+        self._draining: set[ServerSession] = set()
+        self._by_client: dict[str, ServerSession] = {}
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._sys_publisher: asyncio.Task[None] | None = None
+        self._started_at = time.monotonic()
+        self._ingest_filters = _ingest_filters(settings.mqtt_ingest_topics)
+        self._ingest_memo: dict[str, bool] = {}
         self._idle = asyncio.Event()
         self._idle.set()
         self._delayed_wills: dict[str, _DelayedWill] = {}
@@ -69,7 +84,7 @@ class MqttServer:
         loop = asyncio.get_running_loop()
         host, port = self.settings.mqtt_host, self.settings.mqtt_port
         try:
-            self._server = await loop.create_server(lambda: MqttConnection(self), host, port,
+            self._server = await loop.create_server(self.protocol_factory, host, port,
                                                     reuse_address=True, backlog=1024)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -77,6 +92,12 @@ class MqttServer:
                                  "(set mqtt_port to another port)") from None
             raise IoTDBError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self._sweeper = asyncio.create_task(self._sweep())
+        if self.settings.mqtt_sys_interval:
+            self._sys_publisher = asyncio.create_task(self._publish_sys())
+
+    def protocol_factory(self) -> MqttConnection:
+        """A new connection adapter for any transport (TCP here; other listeners reuse it)."""
+        return MqttConnection(self)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -94,8 +115,8 @@ class MqttServer:
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
-            if connection.transport is not None and not connection.closed:
-                connection.transport.pause_reading()
+            if not connection.closed:
+                connection.output.pause_reading()
         await self._wait_idle()
         for connection in list(self._connections):
             connection.close_for(ReasonCode.SERVER_SHUTTING_DOWN, "the server is shutting down")
@@ -104,8 +125,9 @@ class MqttServer:
             self._publish_delayed_will(client_id)
         if self._will_writes:
             await asyncio.wait(self._will_writes)
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._sys_publisher):
+            if task is not None:
+                task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
         self.auth_executor.shutdown(wait=False, cancel_futures=True)
@@ -118,17 +140,16 @@ class MqttServer:
 
     # ------------------------------------------------------------------ connections
 
-    def connection_opened(self, connection: MqttConnection) -> None:
+    def connection_opened(self, connection: ServerSession, transport: asyncio.Transport) -> None:
         """Track a new socket; refuse outright far beyond the connection limit."""
         if len(self._connections) >= self.settings.mqtt_max_connections + SOCKET_MARGIN:
             self.counters.add("mqtt_connections_refused")
-            if connection.transport is not None:
-                connection.transport.abort()
+            transport.abort()
             return
         self._connections.add(connection)
         self.counters.add("mqtt_connections_current")
 
-    def connection_closed(self, connection: MqttConnection) -> None:
+    def closed(self, connection: ServerSession) -> None:
         """Forget a closed connection; its queued publishes (and its will) still get written."""
         if connection in self._connections:
             self._connections.discard(connection)
@@ -148,7 +169,7 @@ class MqttServer:
             return True
         return self.users.verify(username, password)
 
-    def take_over(self, connection: MqttConnection, *, clean_start: bool) -> None:
+    def take_over(self, connection: ServerSession, *, clean_start: bool) -> None:
         """Register ``connection`` under its client id, closing an older connection with the same id.
 
         A delayed will of the client id — the older connection's included — is settled now: a clean start
@@ -181,19 +202,40 @@ class MqttServer:
         task.add_done_callback(self._will_writes.discard)
 
     async def _write_will(self, context: FormatContext, will: Will) -> None:
-        """Write a will and wait until it is durable, like the publishes of a connection."""
+        """Write a will, wait until it is durable, then route it, like the publishes of a connection."""
+        publishes = [will_publish(self, context.username, context.client_id, will)]
         try:
-            ingested = await self.submit(context, [InboundPublish(will.topic, will.payload, 0, None)])
+            ingested = await self.submit(context, publishes)
             await self.await_durable(ingested)
         except Exception as exc:
             log.error("writing the delayed will of client %r failed: %s", context.client_id, exc)
+            return
+        route_all(self.router, publishes, context.client_id)
 
     # ------------------------------------------------------------------ ingestion
 
     def submit(self, context: FormatContext, batch: list[InboundPublish]) -> asyncio.Future[IngestedBatch]:
-        """Format and log one batch on the ingest executor."""
+        """Format and log one batch on the ingest executor, keeping its retained messages."""
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self.ingest_executor, self.ingestor.ingest, context, batch)
+        return loop.run_in_executor(self.ingest_executor, self._ingest, context, batch)
+
+    def _ingest(self, context: FormatContext, batch: list[InboundPublish]) -> IngestedBatch:
+        ingested = self.ingestor.ingest(context, batch)
+        for publish in batch:
+            if publish.retain and publish.write and not publish.refusal:
+                self.router.store_retained(ApplicationMessage.received(
+                    publish.topic, publish.payload, publish.qos, True, publish.properties, context.client_id))
+        return ingested
+
+    def should_ingest(self, topic: str) -> bool:
+        """True if publishes to ``topic`` are written to the database (``mqtt_ingest_topics``), not only routed."""
+        memo = self._ingest_memo
+        decision = memo.get(topic)
+        if decision is None:
+            if len(memo) >= _INGEST_MEMO_SIZE:
+                memo.clear()
+            decision = memo[topic] = bool(self._ingest_filters.match(topic, None))
+        return decision
 
     def await_durable(self, ingested: IngestedBatch) -> asyncio.Future[list[PublishOutcome]]:
         """Wait on the durability thread until a logged batch is durable.
@@ -204,7 +246,7 @@ class MqttServer:
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self.durability_executor, ingested.wait_durable)
 
-    def batch_done(self, connection: MqttConnection) -> None:
+    def batch_done(self, connection: ServerSession) -> None:
         """Wake :meth:`stop` when the last batch finished."""
         if not connection.has_work():
             self._draining.discard(connection)
@@ -218,20 +260,50 @@ class MqttServer:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             now = time.monotonic()
             for connection in list(self._connections):
-                if connection.closed:
-                    continue
-                if not connection.connected:
-                    # The time-out is for sending CONNECT: one that arrived in time is answered, however long
-                    # its password check waits behind others.
-                    if not connection.authenticating and now - connection.opened_at > connect_timeout:
-                        connection.close_for(ReasonCode.MAXIMUM_CONNECT_TIME, "no CONNECT in time")
-                    continue
-                silent = now - connection.last_activity
-                if connection.keep_alive and silent > 1.5 * connection.keep_alive:
-                    connection.close_for(ReasonCode.KEEP_ALIVE_TIMEOUT,
-                                         f"nothing received for 1.5 x keep alive ({connection.keep_alive} s)")
-                elif connection.reader.buffered and silent > connect_timeout:
-                    connection.close_for(ReasonCode.MALFORMED_PACKET, "a packet was left incomplete")
+                connection.check_timeouts(now, connect_timeout)
+            self.router.expire_sessions()
+            self._reload_acl()
+
+    def _reload_acl(self) -> None:
+        """Apply ACL changes made while running (``iotdb acl``); a broken file keeps the rules in force."""
+        try:
+            if self.acl.reload():
+                log.info("MQTT topic ACL reloaded")
+        except IoTDBError as exc:
+            log.error("%s; the previous rules stay in force", exc)
+
+    # ------------------------------------------------------------------ $SYS
+
+    async def _publish_sys(self) -> None:
+        while True:
+            self.router.publish_sys(self.sys_values())
+            await asyncio.sleep(self.settings.mqtt_sys_interval)
+
+    def sys_values(self) -> list[tuple[str, str]]:
+        """The ``$SYS/broker/...`` topics and their values, named as Mosquitto names them."""
+        counters = self.counters.snapshot()
+        return [
+            ("$SYS/broker/version", f"iotdb-py {__version__}"),
+            ("$SYS/broker/uptime", f"{int(time.monotonic() - self._started_at)} seconds"),
+            ("$SYS/broker/clients/connected", str(len(self._by_client))),
+            ("$SYS/broker/clients/total", str(self.router.session_count)),
+            ("$SYS/broker/messages/received", str(counters.get("mqtt_publishes_received", 0))),
+            ("$SYS/broker/messages/sent", str(counters.get("mqtt_messages_sent", 0))),
+            ("$SYS/broker/messages/dropped", str(counters.get("mqtt_messages_dropped", 0))),
+            ("$SYS/broker/subscriptions/count", str(len(self.router.tree))),
+            ("$SYS/broker/retained messages/count", str(self.router.retained_count)),
+            ("$SYS/broker/bytes/received", str(counters.get("mqtt_bytes_received", 0))),
+            ("$SYS/broker/bytes/sent", str(counters.get("mqtt_bytes_sent", 0))),
+        ]
+
+
+def _ingest_filters(text: str) -> SubscriptionTree:
+    """The filters of ``mqtt_ingest_topics`` as a tree matched like subscriptions."""
+    tree = SubscriptionTree()
+    for topic_filter in (part.strip() for part in text.split(",")):
+        if topic_filter:
+            tree.subscribe(Subscription("ingest", topic_filter, SubscriptionOptions(0)))
+    return tree
 
 
 class MqttClientDirectory:
@@ -244,26 +316,26 @@ class MqttClientDirectory:
         self._server = server
 
     def clients(self) -> list[ClientInfo]:
-        """The connections that completed CONNECT and are open."""
+        """The sessions that completed CONNECT and are open."""
         now_wall, now = time.time(), time.monotonic()
         return [
             ClientInfo(
-                client_id=connection.client_id,
-                username=connection.username,
-                address=connection._peer(),
-                protocol={3: "MQTT 3.1", 4: "MQTT 3.1.1", 5: "MQTT 5.0"}.get(connection.level, "MQTT"),
-                protocol_level=connection.level,
-                keep_alive=connection.keep_alive,
-                connected_since=now_wall - (now - connection.opened_at),
+                client_id=session.client_id,
+                username=session.username,
+                address=session.peer,
+                protocol={3: "MQTT 3.1", 4: "MQTT 3.1.1", 5: "MQTT 5.0"}.get(session.level, "MQTT"),
+                protocol_level=session.level,
+                keep_alive=session.keep_alive,
+                connected_since=now_wall - (now - session.opened_at),
             )
-            for connection in list(self._server._by_client.values())
-            if connection.connected and not connection.closed
+            for session in list(self._server._by_client.values())
+            if session.connected and not session.closed
         ]
 
     def disconnect(self, client_id: str) -> bool:
         """Close ``client_id``'s connection as an administrative action (its will is published)."""
-        connection = self._server._by_client.get(client_id)
-        if connection is None or connection.closed:
+        session = self._server._by_client.get(client_id)
+        if session is None or session.closed:
             return False
-        connection.close_for(ReasonCode.ADMINISTRATIVE_ACTION, "disconnected by an administrator")
+        session.close_for(ReasonCode.ADMINISTRATIVE_ACTION, "disconnected by an administrator")
         return True

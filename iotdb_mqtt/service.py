@@ -12,13 +12,22 @@ from typing import Any
 from iotdb_core import __version__
 from iotdb_core.auth import UserStore
 from iotdb_core.bootstrap import Runtime, open_engine
+from iotdb_core.config import Settings
 from iotdb_core.deadletter import DeadLetterLog
 from iotdb_core.fleet import ClientRegistry
 from iotdb_core.metrics import COUNTERS, ServiceCounters
+from iotdb_mqtt.acl import TopicAcl
+from iotdb_mqtt.broker.retained import RetainedStore
+from iotdb_mqtt.broker.session_log import SessionLog
+from iotdb_mqtt.delivery import QueueLimits
 from iotdb_mqtt.ingest import Ingestor
+from iotdb_mqtt.router import Router
 from iotdb_mqtt.server import MqttClientDirectory, MqttServer
 
 log = logging.getLogger("iotdb.serve")
+
+#: The broker's own state under the data directory (retained messages, stored sessions).
+MQTT_DIR = "mqtt"
 
 
 async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> None:
@@ -58,7 +67,8 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             log.info("web console at http://%s:%d/", host, port)
         if settings.enable_mqtt_service:
             ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters)
-            server = MqttServer(settings, ingestor, users, counters, executor)
+            router = open_router(settings, data_dir, counters)
+            server = MqttServer(settings, ingestor, users, counters, executor, router, TopicAcl(data_dir))
             await server.start()
             clients.register(MqttClientDirectory(server))
             host, port = server.address
@@ -76,6 +86,19 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             await rest.stop()
         if server is not None:
             await server.stop()
+            server.router.close()
         executor.shutdown(wait=True)
         engine.close()
         log.info("stopped")
+
+
+def open_router(settings: Settings, data_dir: Path, counters: ServiceCounters) -> Router:
+    """The broker's router, with the retained messages kept in ``<data_dir>/mqtt/retained`` and the persistent
+    sessions in ``<data_dir>/mqtt/sessions``."""
+    retained = RetainedStore.open(data_dir / MQTT_DIR / "retained", max_count=settings.mqtt_retained_max_count,
+                                  max_bytes=settings.mqtt_retained_max_bytes)
+    sessions = SessionLog.open(data_dir / MQTT_DIR / "sessions",
+                               max_messages_per_session=settings.mqtt_max_queued_messages)
+    limits = QueueLimits(settings.mqtt_max_queued_messages, settings.mqtt_max_queued_bytes,
+                         settings.mqtt_max_inflight_messages)
+    return Router(limits, counters, retained, settings.mqtt_max_stored_sessions, sessions)

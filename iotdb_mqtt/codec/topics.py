@@ -72,3 +72,21 @@ def validate_topic_filter(topic_filter: str, *, shared: bool = True) -> None:
     problem = topic_filter_problem(topic_filter, shared=shared)
     if problem is not None:
         raise InvalidTopicFilter(problem)
+
+
+def topic_matches_filter(topic: str, topic_filter: str) -> bool:
+    """True if topic name ``topic`` matches the (valid, non-shared) ``topic_filter``.
+
+    ``+`` matches one whole level, ``#`` the rest of the topic including its parent level, and a filter
+    starting with a wildcard does not match a topic starting with ``$`` [MQTT-4.7.2-1].
+    """
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    levels = topic.split("/")
+    parts = topic_filter.split("/")
+    for index, part in enumerate(parts):
+        if part == "#":
+            return True
+        if index >= len(levels) or (part != "+" and part != levels[index]):
+            return False
+    return len(parts) == len(levels)

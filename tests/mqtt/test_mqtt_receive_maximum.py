@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from iotdb_core.testing.server import ServerProcess
 from iotdb_mqtt.codec import Disconnect, PubComp, Publish, PubRec, PubRel, encode
-from iotdb_mqtt.connection import RECEIVE_MAXIMUM
+from iotdb_mqtt.protocol import RECEIVE_MAXIMUM
 
 from .conftest import DEVICE, TOPIC, RawClient, StartServer, WriteGate, connected_raw, row, stop_and_read, wait_until
 
