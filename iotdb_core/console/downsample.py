@@ -52,10 +52,9 @@ def block_windows(engine: Any, path: str, first: int, last: int, windows: int) -
     stats = [s for s in segments if isinstance(s, StatsSegment)]
     points = [s for s in segments if isinstance(s, PointsSegment)]
     times = [np.fromiter((s.start_time for s in stats), np.int64, len(stats))]
-    counts = [np.fromiter((s.count for s in stats), np.int64, len(stats))]
-    sums = [np.fromiter((s.sum for s in stats), np.float64, len(stats))]
-    mins = [np.fromiter((s.min_value for s in stats), np.float64, len(stats))]
-    maxs = [np.fromiter((s.max_value for s in stats), np.float64, len(stats))]
+    table = np.array([(s.count, s.sum, s.min_value, s.max_value) for s in stats], np.float64).reshape(-1, 4)
+    counts = [table[:, 0].astype(np.int64)]
+    sums, mins, maxs = [table[:, 1]], [table[:, 2]], [table[:, 3]]
     for segment in points:
         values = segment.values.astype(np.float64)
         times.append(segment.timestamps.astype(np.int64))
