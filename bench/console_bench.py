@@ -82,6 +82,8 @@ def plot_api(server: ServerProcess, repeat: int) -> list[float]:
             body = json.loads(response.read())
         times.append((time.perf_counter() - began) * 1000)
         assert body["mode"] == "windows", body["mode"]
+    print(f"plot answer: {body['blocks']} blocks from statistics, {body['points_read']} points read, "
+          f"server {body['server_ms']} ms")
     return times
 
 

@@ -25,7 +25,10 @@ let page = context.pages()[0] || await context.newPage();
 const pageErrors = [];
 function watch(p) {
   p.on('pageerror', (error) => pageErrors.push(error.message));
-  p.on('requestfailed', (request) => pageErrors.push(`request failed: ${request.url()}`));
+  p.on('requestfailed', (request) => {
+    // a request still running when the test navigates away is aborted, which is no fault of the page
+    if (request.failure()?.errorText !== 'net::ERR_ABORTED') pageErrors.push(`request failed: ${request.url()}`);
+  });
 }
 watch(page);
 

@@ -12,6 +12,19 @@ export class ApiError extends Error {
 
 export function setCsrf(token) { csrf = token; }
 
+// A GET started before the session is known (the first page's data, in parallel with the session check);
+// taken once by the page that wants it, or dropped on a log-in.
+const early = new Map();
+export function prefetch(path) {
+  early.set(path, fetch('/console/api/' + path, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+    .then((response) => (response.ok ? response.json() : null), () => null));
+}
+export function takePrefetched(path) {
+  const promise = early.get(path);
+  early.delete(path);
+  return promise || Promise.resolve(null);
+}
+
 export async function api(path, { method = 'GET', body, query } = {}) {
   const url = new URL('/console/api/' + path, location.origin);
   for (const [key, value] of Object.entries(query || {})) {

@@ -1,6 +1,6 @@
 // The console shell: log-in, navigation by the URL's hash, and the pages' life cycle. Each page module
 // exports render(root, session) and may return a function that stops its timers.
-import { api, setCsrf } from './api.js';
+import { api, prefetch, setCsrf } from './api.js';
 import { announce, setPrecision } from './format.js';
 
 const PAGES = {
@@ -77,4 +77,5 @@ document.getElementById('logout').addEventListener('click', async () => {
 window.addEventListener('hashchange', route);
 window.addEventListener('console:logged-out', () => showLogin('Your session ended; log in again.'));
 
+if (/^(#\/?(overview)?)?$/.test(location.hash)) prefetch('overview');
 api('session').then(started, () => showLogin());

@@ -1,6 +1,6 @@
 // Overview: rates from the service counters and the engine's state, polled once a second while the page
 // is visible. Each chart shows the last two minutes; the current value is also written out as text.
-import { api } from './api.js';
+import { api, takePrefetched } from './api.js';
 import { lineChart } from './charts.js';
 import { bytes, el, number } from './format.js';
 
@@ -14,7 +14,8 @@ const METRICS = [
 ];
 
 export function render(root) {
-  let pending = api('overview'); // in flight while the charts are built
+  // the shell's early request, or one now; in flight while the charts are built
+  let pending = takePrefetched('overview').then((body) => body || api('overview'));
   const cards = METRICS.map((m) => {
     const now = el('p', { class: 'now', id: `now-${m.key}`, 'aria-live': 'off' }, '—');
     const chart = el('div', { class: 'chart', id: `chart-${m.key}`, role: 'img', 'aria-label': `${m.title}, last two minutes` });
