@@ -9,11 +9,15 @@ export function chartWidth(container) {
   return Math.max(240, Math.floor(container.getBoundingClientRect().width) - 4);
 }
 
-export function lineChart(container, name, { series, height = 140, timeAxis = true, onZoom, legend = true } = {}) {
+// span (seconds): the x axis always shows the last `span` seconds (a live chart), else the data's range.
+export function lineChart(container, name, { series, height = 140, timeAxis = true, onZoom, legend = true, span } = {}) {
   const opts = {
     width: chartWidth(container),
     height,
-    scales: { x: { time: timeAxis } },
+    scales: { x: { time: timeAxis, range: (u, min, max) => {
+      if (span && max !== null) return [max - span, max];
+      return min === max ? [min - 1, max + 1] : [min, max];
+    } } },
     legend: { show: legend, live: true },
     cursor: { drag: { x: !!onZoom, y: false } },
     series: [{ label: 'time' }, ...series.map((s, i) => ({

@@ -27,7 +27,7 @@ export function render(root) {
     el('h2', {}, 'Storage engine'), engine);
 
   const charts = cards.map((c) => ({ ...c, plot: lineChart(c.chart, `overview-${c.metric.key}`,
-    { series: [{ label: c.metric.title }], height: 120, legend: false }) }));
+    { series: [{ label: c.metric.title }], height: 120, legend: false, span: WINDOW }) }));
   const times = [];
   const values = Object.fromEntries(METRICS.map((m) => [m.key, []]));
   let previous = null;
