@@ -76,13 +76,14 @@ const actions = {
     return { ms };
   },
 
-  // Waits until the overview's counters reach `publishes` and its publishes chart has drawn a rate > 0.
-  async overviewUntil({ publishes, timeout = 20000 }) {
-    await page.waitForFunction((wanted) => {
+  // Waits until the overview's counters reach `publishes` and its publishes chart has drawn `samples` rates, one > 0.
+  async overviewUntil({ publishes, samples = 1, timeout = 20000 }) {
+    await page.waitForFunction(([wanted, points]) => {
       const o = window.iotdbConsole && window.iotdbConsole.overview;
       const chart = window.iotdbConsole && window.iotdbConsole.charts['overview-publishes'];
-      return o && o.counters.mqtt_publishes_received >= wanted && chart && chart.data[1].some((v) => v > 0);
-    }, publishes, { timeout });
+      return o && o.counters.mqtt_publishes_received >= wanted && chart && chart.points >= points
+        && chart.data[1].some((v) => v > 0);
+    }, [publishes, samples], { timeout });
     const charts = await page.evaluate(() => Object.fromEntries(Object.entries(window.iotdbConsole.charts)
       .map(([name, c]) => [name, { points: c.points, values: Array.from(c.data[1] || []) }])));
     return {

@@ -40,7 +40,7 @@ def test_log_in_and_watch_the_counters_move(console_server: ServerProcess, page:
     feeder = threading.Thread(target=publish)
     feeder.start()
     try:
-        seen = page.do("overviewUntil", publishes=100)
+        seen = page.do("overviewUntil", publishes=100, samples=5)
     finally:
         stop.set()
         feeder.join()

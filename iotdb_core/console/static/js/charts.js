@@ -15,8 +15,11 @@ export function lineChart(container, name, { series, height = 140, timeAxis = tr
     width: chartWidth(container),
     height,
     scales: { x: { time: timeAxis, range: (u, min, max) => {
-      if (span && max !== null) return [max - span, max];
-      return min === max ? [min - 1, max + 1] : [min, max];
+      const xs = u.data[0];
+      if (!xs || !xs.length) return [min, max];
+      const first = xs[0], last = xs[xs.length - 1];
+      if (span) return [last - span, last];
+      return first === last ? [first - 1, last + 1] : [first, last];
     } } },
     legend: { show: legend, live: true },
     cursor: { drag: { x: !!onZoom, y: false } },
