@@ -204,7 +204,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("timestamp_precision", "ms", choice("ms", "us", "ns"), "ms, us or ns",
            "unit of stored timestamps"),
     # Query surface
-    Option("enable_rest_service", False, parse_bool, "true or false", "run the REST API in `iotdb serve`"),
+    Option("enable_rest_service", True, parse_bool, "true or false",
+           "run the REST API and the web console in `iotdb serve`"),
     Option("rest_service_host", "127.0.0.1", non_empty, "a host name or IP address", "address the REST API binds"),
     Option("rest_service_port", 18080, _PORT, "a port number 0-65535", "port the REST API binds"),
     Option("rest_query_default_row_size_limit", 10000, integer(1), "a positive integer",

@@ -14,6 +14,7 @@ from iotdb_core import __version__
 from iotdb_core.auth import UserStore
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
+from iotdb_core.fleet import ClientInfo
 from iotdb_core.formatter import FormatContext
 from iotdb_core.metrics import ServiceCounters
 from iotdb_mqtt.acl import TopicAcl
@@ -309,3 +310,38 @@ def _ingest_filters(text: str) -> SubscriptionTree:
         if topic_filter:
             tree.subscribe(Subscription("ingest", topic_filter, SubscriptionOptions(0)))
     return tree
+
+
+class MqttClientDirectory:
+    """The server's live connections as an :class:`iotdb_core.fleet.ClientDirectory` (call on the event loop).
+
+    Messages in and out are not counted per connection, so they are ``None``.
+    """
+
+    def __init__(self, server: MqttServer) -> None:
+        self._server = server
+
+    def clients(self) -> list[ClientInfo]:
+        """The sessions that completed CONNECT and are open."""
+        now_wall, now = time.time(), time.monotonic()
+        return [
+            ClientInfo(
+                client_id=session.client_id,
+                username=session.username,
+                address=session.peer,
+                protocol={3: "MQTT 3.1", 4: "MQTT 3.1.1", 5: "MQTT 5.0"}.get(session.level, "MQTT"),
+                protocol_level=session.level,
+                keep_alive=session.keep_alive,
+                connected_since=now_wall - (now - session.opened_at),
+            )
+            for session in list(self._server._by_client.values())
+            if session.connected and not session.closed
+        ]
+
+    def disconnect(self, client_id: str) -> bool:
+        """Close ``client_id``'s connection as an administrative action (its will is published)."""
+        session = self._server._by_client.get(client_id)
+        if session is None or session.closed:
+            return False
+        session.close_for(ReasonCode.ADMINISTRATIVE_ACTION, "disconnected by an administrator")
+        return True

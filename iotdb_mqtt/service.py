@@ -15,6 +15,7 @@ from iotdb_core.auth import UserStore
 from iotdb_core.bootstrap import Runtime, open_engine
 from iotdb_core.config import Settings
 from iotdb_core.deadletter import DeadLetterLog
+from iotdb_core.fleet import ClientRegistry
 from iotdb_core.metrics import COUNTERS, ServiceCounters
 from iotdb_mqtt.acl import TopicAcl
 from iotdb_mqtt.broker.retained import RetainedStore
@@ -22,7 +23,7 @@ from iotdb_mqtt.broker.session_log import SessionLog
 from iotdb_mqtt.delivery import QueueLimits
 from iotdb_mqtt.ingest import Ingestor
 from iotdb_mqtt.router import Router
-from iotdb_mqtt.server import MqttServer
+from iotdb_mqtt.server import MqttClientDirectory, MqttServer
 from iotdb_mqtt.websocket import WebSocketListener
 
 log = logging.getLogger("iotdb.serve")
@@ -69,20 +70,26 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
                         "or ALTER USER root SET PASSWORD '...'")
         counters = ServiceCounters(COUNTERS)
         dead_letters = DeadLetterLog(data_dir, settings.mqtt_dead_letter_max_bytes)
+        clients = ClientRegistry()
         if settings.enable_rest_service:
+            from iotdb_core.console import Console  # noqa: PLC0415 - aiohttp only when serving REST
             from iotdb_core.rest import REST_COUNTERS, RestServer  # noqa: PLC0415 - aiohttp only when serving REST
 
             counters = ServiceCounters([*COUNTERS, *REST_COUNTERS])
-            rest = RestServer(engine, settings, users, counters)
+            console = Console(engine, settings, users, counters, dead_letters=dead_letters, clients=clients,
+                              plugins=runtime.plugins)
+            rest = RestServer(engine, settings, users, counters, console=console)
             await rest.start()
             host, port = rest.address
             log.info("iotdb %s serving REST on %s:%d", __version__, host, port)
+            log.info("web console at http://%s:%d/", host, port)
         if settings.enable_mqtt_service:
             ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters, users.authorizer)
             router = open_router(settings, data_dir, counters)
             server = MqttServer(settings, ingestor, users, counters, executor, router, TopicAcl(data_dir))
             users.on_change(_closing_connections_of(server, loop))
             await server.start()
+            clients.register(MqttClientDirectory(server))
             host, port = server.address
             log.info("iotdb %s serving MQTT on %s:%d with formatter %r, data directory %s",
                      __version__, host, port, settings.mqtt_payload_formatter, data_dir.resolve())

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -57,6 +57,9 @@ from iotdb_core.rest.payloads import (
 )
 from iotdb_core.storage.errors import SchemaError, StorageError, WriteRejectedError
 from iotdb_core.storage.results import WriteResult
+
+if TYPE_CHECKING:
+    from iotdb_core.console import Console
 
 __all__ = [
     "EXECUTE_STATEMENT_ERROR",
@@ -156,8 +159,10 @@ class RestService:
         counters: ServiceCounters,
         executor: Executor | None = None,
         auth_executor: Executor | None = None,
+        console: Console | None = None,
     ) -> None:
         self.engine = engine
+        self.console = console
         self.settings = settings
         self.users = users
         self.counters = counters
@@ -187,6 +192,8 @@ class RestService:
         application.router.add_post("/rest/v2/insertTablet", self.insert_tablet)
         application.router.add_post("/rest/v2/insertRecords", self.insert_records)
         application.router.add_get("/metrics", self.metrics)
+        if self.console is not None:
+            self.console.install(application)
         return application
 
     def close(self) -> None:
@@ -211,6 +218,8 @@ class RestService:
     async def _errors_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if self.console is not None and self.console.serves(request.path):
+            return await handler(request)  # the console authenticates and answers its own requests
         self._count("rest_requests_total")
         try:
             return await handler(request)
@@ -242,7 +251,7 @@ class RestService:
     async def _auth_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path != "/ping":
+        if request.path != "/ping" and not (self.console is not None and self.console.serves(request.path)):
             request["user"] = await self.authenticator.authenticate(request.headers.get("Authorization"))
         return await handler(request)
 
@@ -377,9 +386,10 @@ class RestServer:
         counters: ServiceCounters,
         *,
         shutdown_timeout: float = 30.0,
+        console: Console | None = None,
     ) -> None:
         self.settings = settings
-        self.service = RestService(engine, settings, users, counters)
+        self.service = RestService(engine, settings, users, counters, console=console)
         self.shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
 

@@ -23,7 +23,7 @@ class ServerProcess:
 
     ``properties`` are written to ``<directory>/iotdb-system.properties``; ``mqtt_port`` defaults to
     0 so the operating system picks a free port, which is read back from the startup log line.
-    With ``enable_rest_service=true`` the REST port (``rest_service_port`` also defaults to 0 here) is read
+    Unless ``enable_rest_service=false``, the REST port (``rest_service_port`` also defaults to 0 here) is read
     back the same way into :attr:`rest_port` (:attr:`rest_url` is its base URL), and :meth:`start` waits for
     both services. MQTT over WebSocket (``mqtt_ws_port`` defaults to 0 here too; ``-1`` turns it off) is read back
     into :attr:`ws_port` and :attr:`ws_url`. Output is collected in :attr:`output` (stdout and stderr interleaved).
@@ -42,7 +42,7 @@ class ServerProcess:
         settings.update(properties or {})
         self.config_path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         self.env = {**os.environ, **(env or {})}
-        enabled = self.env.get("IOTDB_ENABLE_REST_SERVICE", str(settings.get("enable_rest_service", "false")))
+        enabled = self.env.get("IOTDB_ENABLE_REST_SERVICE", str(settings.get("enable_rest_service", "true")))
         self.rest_enabled = enabled.strip().lower() == "true"
         mqtt = self.env.get("IOTDB_ENABLE_MQTT_SERVICE", str(settings.get("enable_mqtt_service", "true")))
         ws_port = self.env.get("IOTDB_MQTT_WS_PORT", str(settings.get("mqtt_ws_port", "8083")))
