@@ -159,6 +159,14 @@ class MqttServer:
         if self._by_client.get(connection.client_id) is connection:
             del self._by_client[connection.client_id]
 
+    def live_sessions(self) -> list[ServerSession]:
+        """The sessions registered under their client ids (connected, or closing)."""
+        return list(self._by_client.values())
+
+    def session_of(self, client_id: str) -> ServerSession | None:
+        """The live session of ``client_id``, if any."""
+        return self._by_client.get(client_id)
+
     def close_user_connections(self, names: frozenset[str]) -> None:
         """Close the connections of users who were deleted or whose password changed (MQTT 5: reason 0x87)."""
         for connection in list(self._by_client.values()):
@@ -315,7 +323,7 @@ def _ingest_filters(text: str) -> SubscriptionTree:
 class MqttClientDirectory:
     """The server's live connections as an :class:`iotdb_core.fleet.ClientDirectory` (call on the event loop).
 
-    Messages in and out are not counted per connection, so they are ``None``.
+    Messages in are the PUBLISH packets the client sent; messages out the copies its session sent to it.
     """
 
     def __init__(self, server: MqttServer) -> None:
@@ -333,14 +341,16 @@ class MqttClientDirectory:
                 protocol_level=session.level,
                 keep_alive=session.keep_alive,
                 connected_since=now_wall - (now - session.opened_at),
+                messages_in=session.messages_in,
+                messages_out=session.subscriber.queue.sent if session.subscriber is not None else 0,
             )
-            for session in list(self._server._by_client.values())
+            for session in self._server.live_sessions()
             if session.connected and not session.closed
         ]
 
     def disconnect(self, client_id: str) -> bool:
         """Close ``client_id``'s connection as an administrative action (its will is published)."""
-        session = self._server._by_client.get(client_id)
+        session = self._server.session_of(client_id)
         if session is None or session.closed:
             return False
         session.close_for(ReasonCode.ADMINISTRATIVE_ACTION, "disconnected by an administrator")
