@@ -10,8 +10,9 @@ from typing import Any
 import pluggy
 
 from iotdb_core.config import Option, Settings, load_settings, resolve_config_path
+from iotdb_core.errors import PluginError
 from iotdb_core.formatter import PayloadFormatter
-from iotdb_core.formatter_loader import formatter_options, load_formatter
+from iotdb_core.formatter_loader import formatter_options, installed_formatters, load_formatter
 from iotdb_core.plugin_manager import create_plugin_manager
 from iotdb_core.storage.engine import Engine
 
@@ -51,10 +52,25 @@ def configure(
     path = resolve_config_path(config)
     extra = plugin_options(manager)
     first_pass = load_settings(path, extra_options=extra, environ=environ, overrides=overrides, warn_unknown=False)
-    extra += formatter_options(first_pass.mqtt_payload_formatter)
-    settings = load_settings(path, extra_options=extra, environ=environ, overrides=overrides)
+    chosen = formatter_options(first_pass.mqtt_payload_formatter)
+    extra += chosen
+    settings = load_settings(path, extra_options=extra, environ=environ, overrides=overrides,
+                             unused_keys=_other_formatters_keys(first_pass.mqtt_payload_formatter))
     formatter = load_formatter(settings, manager)
     return Runtime(settings, manager, formatter)
+
+
+def _other_formatters_keys(chosen: str) -> set[str]:
+    """Keys declared by the installed formatters other than ``chosen`` (the shipped configuration lists them)."""
+    keys: set[str] = set()
+    for entry in installed_formatters():
+        if entry.name == chosen:
+            continue
+        try:
+            keys.update(option.key for option in formatter_options(entry.name))
+        except PluginError:  # a broken formatter that is not used: its keys stay unknown
+            continue
+    return keys
 
 
 def open_engine(runtime: Runtime) -> Any:

@@ -105,6 +105,21 @@ def non_empty(value: str) -> str:
 
 
 _PORT = integer(0, 65535)
+
+
+def optional_port(value: str) -> int:
+    """A parser for a port number 0-65535, or ``-1`` / empty for "off"."""
+    stripped = value.strip()
+    return -1 if stripped in ("", "-1") else _PORT(stripped)
+
+
+def url_path(value: str) -> str:
+    """A parser for the path part of a URL: starts with ``/``, no blanks, no query or fragment."""
+    stripped = value.strip()
+    if not stripped.startswith("/") or re.search(r"[\s?#]", stripped):
+        raise ValueError(value)
+    return stripped
+
 _MIB = 1024 * 1024
 
 #: Every key the core knows, in the order the shipped properties file lists them.
@@ -142,6 +157,12 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "subscriber sessions kept for disconnected clients; the oldest is ended beyond it"),
     Option("mqtt_sys_interval", 10, integer(0, 86400), "seconds, 0-86400",
            "interval between $SYS/broker/... updates (0: none)"),
+    Option("mqtt_ws_port", 8083, optional_port, "a port number 0-65535, or -1 or empty for off",
+           "port of MQTT over WebSocket (0 picks a free one; -1 or empty: not served)"),
+    Option("mqtt_ws_host", "", text, "a host name or IP address, or empty for mqtt_host",
+           "address MQTT over WebSocket binds (empty: the same as mqtt_host)"),
+    Option("mqtt_ws_path", "/mqtt", url_path, "a URL path starting with /",
+           "URL path of the MQTT over WebSocket endpoint"),
     # Storage
     Option("data_dir", "data", non_empty, "a directory path", "where the WAL, TsFiles, schema and users live"),
     Option("wal_mode", "SYNC", choice("SYNC", "ASYNC", "DISABLE"), "SYNC, ASYNC or DISABLE",
@@ -183,7 +204,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("timestamp_precision", "ms", choice("ms", "us", "ns"), "ms, us or ns",
            "unit of stored timestamps"),
     # Query surface
-    Option("enable_rest_service", False, parse_bool, "true or false", "run the REST API in `iotdb serve`"),
+    Option("enable_rest_service", True, parse_bool, "true or false",
+           "run the REST API and the web console in `iotdb serve`"),
     Option("rest_service_host", "127.0.0.1", non_empty, "a host name or IP address", "address the REST API binds"),
     Option("rest_service_port", 18080, _PORT, "a port number 0-65535", "port the REST API binds"),
     Option("rest_query_default_row_size_limit", 10000, integer(1), "a positive integer",
@@ -304,12 +326,15 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, str] | None = None,
     warn_unknown: bool = True,
+    unused_keys: Iterable[str] = (),
 ) -> Settings:
     """Build the settings from defaults, ``path`` (if any), the environment and ``overrides``.
 
     ``extra_options`` are keys declared by plugins and formatters; they are validated like the
-    core's. ``overrides`` are raw strings, e.g. from command-line flags, applied last.
+    core's. ``overrides`` are raw strings, e.g. from command-line flags, applied last. ``unused_keys``
+    are known keys that do not apply (those of installed formatters not chosen): ignored without a warning.
     """
+    unused = frozenset(unused_keys)
     options = {option.key: option for option in CORE_OPTIONS}
     option: Option | None
     for option in extra_options:
@@ -335,7 +360,7 @@ def load_settings(
     for key, value, source in raw:
         option = options.get(key)
         if option is None:
-            if warn_unknown:
+            if warn_unknown and key not in unused:
                 _warn_unknown(key, source, options)
             continue
         try:

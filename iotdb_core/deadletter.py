@@ -16,13 +16,21 @@ import json
 import os
 import re
 import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from iotdb_core.storage.durable import atomic_write
+
 DIRECTORY = "deadletter"
 _FILE = re.compile(r"deadletter-(\d{8})\.jsonl")
+_ID = re.compile(r"(\d{1,8})-(\d{1,12})-([0-9a-f]{8})")
+
+
+class DeadLetterChanged(LookupError):
+    """The record an id names is no longer in the log (discarded, rotated out, or its file rewritten)."""
 
 
 @dataclass(frozen=True)
@@ -114,3 +122,54 @@ class DeadLetterLog:
                         yield DeadLetter(**json.loads(line))
                     except (ValueError, TypeError):
                         continue
+
+    def entries(self) -> Iterator[tuple[str, DeadLetter]]:
+        """Every kept record with its id (file number, byte offset and checksum of the line), oldest first.
+
+        An id stays valid until its record is discarded or rotated out; a discard rewrites the record's file,
+        so ids of later records of that file change (the checksum makes a stale id fail, never hit another
+        record).
+        """
+        for number in self._numbers():
+            try:
+                handle = open(self._file(number), "rb")  # noqa: SIM115
+            except FileNotFoundError:
+                continue
+            with handle:
+                offset = 0
+                for line in handle:
+                    start, offset = offset, offset + len(line)
+                    try:
+                        letter = DeadLetter(**json.loads(line.decode("utf-8", errors="replace")))
+                    except (ValueError, TypeError):
+                        continue
+                    yield f"{number}-{start}-{zlib.crc32(line):08x}", letter
+
+    def get(self, letter_id: str) -> DeadLetter:
+        """The record of ``letter_id``; :class:`DeadLetterChanged` when it is gone."""
+        _, _, line = self._locate(letter_id)
+        return DeadLetter(**json.loads(line.decode("utf-8", errors="replace")))
+
+    def discard(self, letter_id: str) -> DeadLetter:
+        """Remove the record of ``letter_id`` from the log (its file is rewritten atomically) and return it."""
+        with self._lock:
+            number, start, line = self._locate(letter_id)
+            path = self._file(number)
+            data = path.read_bytes()
+            atomic_write(path, data[:start] + data[start + len(line):])
+        return DeadLetter(**json.loads(line.decode("utf-8", errors="replace")))
+
+    def _locate(self, letter_id: str) -> tuple[int, int, bytes]:
+        match = _ID.fullmatch(letter_id)
+        if match is None:
+            raise DeadLetterChanged(f"{letter_id!r} is not a dead-letter id (file-offset-checksum)")
+        number, start, checksum = int(match.group(1)), int(match.group(2)), match.group(3)
+        try:
+            with open(self._file(number), "rb") as handle:
+                handle.seek(start)
+                line = handle.readline()
+        except FileNotFoundError:
+            line = b""
+        if not line or f"{zlib.crc32(line):08x}" != checksum:
+            raise DeadLetterChanged(f"dead letter {letter_id} is no longer in the log; reload the list")
+        return number, start, line

@@ -54,6 +54,8 @@ class ApplicationMessage:
     expires_at: float | None = None
     publisher_id: str | None = None
     topic_bytes: bytes = field(default=b"", repr=False, compare=False)
+    encoded: dict[tuple[int, bool], bytes] = field(default_factory=dict, repr=False, compare=False)
+    """QoS 0 PUBLISH packets of this message by (protocol level, retain flag): a fan-out encodes each once."""
 
     def __post_init__(self) -> None:
         if not self.topic_bytes:
@@ -120,6 +122,11 @@ def encode_publish(outgoing: Outgoing, level: int, now: float, dup: bool = False
     """The PUBLISH packet of ``outgoing`` for a client of protocol ``level``; ``None`` once expired."""
     message = outgoing.message
     qos = outgoing.qos
+    shared = not qos and not outgoing.identifiers and message.expires_at is None
+    if shared:
+        cached = message.encoded.get((level, outgoing.retain))
+        if cached is not None:
+            return cached
     first = 0x30 | (qos << 1) | (0x01 if outgoing.retain else 0) | (0x08 if dup and qos else 0)
     topic = message.topic_bytes
     parts = [len(topic).to_bytes(2, "big"), topic]
@@ -136,7 +143,10 @@ def encode_publish(outgoing: Outgoing, level: int, now: float, dup: bool = False
         parts.append(encode_properties(properties, PropertyOwner.PUBLISH))
     parts.append(message.payload)
     body = b"".join(parts)
-    return bytes((first,)) + encode_varint(len(body)) + body
+    packet = bytes((first,)) + encode_varint(len(body)) + body
+    if shared:
+        message.encoded[(level, outgoing.retain)] = packet
+    return packet
 
 
 def encode_pubrel(packet_id: int) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pluggy
 
+from iotdb_core.authz import Authorizer
 from iotdb_core.deadletter import DeadLetter, DeadLetterLog
 from iotdb_core.errors import FormatError
 from iotdb_core.formatter import FormatContext, Row
@@ -28,6 +29,8 @@ log = logging.getLogger("iotdb.mqtt.ingest")
 
 #: MQTT 5 reason code telling a publisher its payload was not (wholly) stored.
 PAYLOAD_FORMAT_INVALID = 0x99
+#: MQTT 5 reason code telling a publisher it may not write (some of) the payload's series.
+NOT_AUTHORIZED = 0x87
 _REASON_STRING_LIMIT = 200
 
 
@@ -53,7 +56,8 @@ class InboundPublish:
 
 @dataclass(slots=True)
 class PublishOutcome:
-    """What to tell the publisher: reason code 0 (stored) or 0x99 with a reason string."""
+    """What to tell the publisher: reason code 0 (stored), or 0x99 (not stored) or 0x87 (not authorized) with a
+    reason string."""
 
     reason_code: int = 0
     reason: str | None = None
@@ -101,8 +105,9 @@ class Ingestor:
     """Formats and writes batches of publishes; safe to call from several threads."""
 
     def __init__(self, plugins: pluggy.PluginManager, engine: object, dead_letters: DeadLetterLog,
-                 counters: ServiceCounters) -> None:
+                 counters: ServiceCounters, authorizer: Authorizer | None = None) -> None:
         self._format = _formatting_call(plugins)
+        self._authorizer = authorizer
         self._engine = engine
         self._dead_letters = dead_letters
         self._counters = counters
@@ -139,6 +144,11 @@ class Ingestor:
             if produced is None:
                 outcomes[index] = self._reject(letters, context, publish, "no formatter produced rows")
                 continue
+            if self._authorizer is not None and context.username is not None:
+                produced, refused = self._authorizer.writable_rows(context.username, produced)
+                if refused:
+                    reason = _not_authorized(context, refused, written=bool(produced))
+                    outcomes[index] = self._reject(letters, context, publish, reason, NOT_AUTHORIZED)
             rows.extend(produced)
             owners.extend([index] * len(produced))
         if rows:
@@ -153,14 +163,14 @@ class Ingestor:
         return IngestedBatch(outcomes, pending if rows else None)
 
     def _reject(self, letters: list[DeadLetter], context: FormatContext, publish: InboundPublish,
-                reason: str) -> PublishOutcome:
+                reason: str, code: int = PAYLOAD_FORMAT_INVALID) -> PublishOutcome:
         letters.append(DeadLetter.of(client_id=context.client_id, username=context.username, topic=publish.topic,
                                      qos=publish.qos, reason=reason, payload=publish.payload))
         self._counters.add("mqtt_payloads_rejected")
         self._warnings.warning(f"{context.client_id}\0{publish.topic}",
                                f"payload from client {context.client_id!r} on topic {publish.topic!r} "
                                f"kept in the dead-letter log: {reason}")
-        return PublishOutcome(PAYLOAD_FORMAT_INVALID, _shorten(reason))
+        return PublishOutcome(code, _shorten(reason))
 
     def _attribute_failures(self, failures: Sequence[WriteFailure], rows: Sequence[Row], owners: Sequence[int],
                             publishes: Sequence[InboundPublish], context: FormatContext,
@@ -202,6 +212,12 @@ def _formatting_call(plugins: pluggy.PluginManager) -> Callable[[str, bytes, For
         return hook(topic=topic, payload=payload, context=context)
 
     return through_hook
+
+
+def _not_authorized(context: FormatContext, refused: list[str], *, written: bool) -> str:
+    shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
+    rest = "the payload's other series were written" if written else "nothing of it was written"
+    return f"not authorized: user {context.username!r} lacks WRITE_DATA on {shown}; {rest}"
 
 
 def _shorten(reason: str) -> str:

@@ -167,6 +167,8 @@ class ServerSession:
         self.opened_at = now
         self.last_activity = now
         self._connect_expiry = 0
+        #: A DISCONNECT arrived: the connection closes once the publishes before it are acknowledged.
+        self._disconnecting = False
         self._connect: Connect | None = None
         self._assigned: str | None = None
         self._aliases: dict[int, str] = {}
@@ -239,7 +241,7 @@ class ServerSession:
     def _handle(self, packets: list[Packet]) -> None:
         before = self.messages_in
         for packet in packets:
-            if self.closed:
+            if self.closed or self._disconnecting:
                 break
             if not self.connected:
                 if self.authenticating:
@@ -496,6 +498,18 @@ class ServerSession:
                 self._will = None
         else:
             self._will = None
+        # Nothing after DISCONNECT is read; what came before it is written, routed and acknowledged first, so
+        # a client that publishes and disconnects at once still gets its copies and acknowledgements.
+        self._disconnecting = True
+        self.output.pause_reading()
+        if self._pending and not self._writing:
+            self._submit()
+        self._close_if_disconnected()
+
+    def _close_if_disconnected(self) -> None:
+        """Close after a DISCONNECT once the publishes received before it are done with."""
+        if not self._disconnecting or self.closed or self.has_work():
+            return
         self.closed = True
         # A will still set here was asked for (MQTT 5 reason 0x04, Disconnect with Will Message): it is
         # published as after an abnormal close.
@@ -541,6 +555,7 @@ class ServerSession:
         if not self.closed:
             self._durable_batches.append((batch, outcomes))
             self._acknowledge_durable()
+            self._close_if_disconnected()
         self.host.batch_done(self)
 
     def _write_failed(self, batch: Batch, error: BaseException) -> None:
@@ -596,6 +611,7 @@ class ServerSession:
         if self._awaited is first_write:
             self._awaited = None
         self._acknowledge_durable()
+        self._close_if_disconnected()
         self.host.batch_done(self)
 
     def _acknowledge(self, publishes: list[InboundPublish], outcomes: list[PublishOutcome]) -> None:

@@ -14,6 +14,7 @@ from iotdb_core import __version__
 from iotdb_core.auth import UserStore
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
+from iotdb_core.fleet import ClientInfo
 from iotdb_core.formatter import FormatContext
 from iotdb_core.metrics import ServiceCounters
 from iotdb_mqtt.acl import TopicAcl
@@ -157,6 +158,20 @@ class MqttServer:
             self._draining.add(connection)
         if self._by_client.get(connection.client_id) is connection:
             del self._by_client[connection.client_id]
+
+    def live_sessions(self) -> list[ServerSession]:
+        """The sessions registered under their client ids (connected, or closing)."""
+        return list(self._by_client.values())
+
+    def session_of(self, client_id: str) -> ServerSession | None:
+        """The live session of ``client_id``, if any."""
+        return self._by_client.get(client_id)
+
+    def close_user_connections(self, names: frozenset[str]) -> None:
+        """Close the connections of users who were deleted or whose password changed (MQTT 5: reason 0x87)."""
+        for connection in list(self._by_client.values()):
+            if connection.username in names:
+                connection.close_for(ReasonCode.NOT_AUTHORIZED, "the user was deleted or its password changed")
 
     def has_room_for(self, client_id: str) -> bool:
         """True below ``mqtt_max_connections``, or when ``client_id`` would replace its own connection."""
@@ -303,3 +318,40 @@ def _ingest_filters(text: str) -> SubscriptionTree:
         if topic_filter:
             tree.subscribe(Subscription("ingest", topic_filter, SubscriptionOptions(0)))
     return tree
+
+
+class MqttClientDirectory:
+    """The server's live connections as an :class:`iotdb_core.fleet.ClientDirectory` (call on the event loop).
+
+    Messages in are the PUBLISH packets the client sent; messages out the copies its session sent to it.
+    """
+
+    def __init__(self, server: MqttServer) -> None:
+        self._server = server
+
+    def clients(self) -> list[ClientInfo]:
+        """The sessions that completed CONNECT and are open."""
+        now_wall, now = time.time(), time.monotonic()
+        return [
+            ClientInfo(
+                client_id=session.client_id,
+                username=session.username,
+                address=session.peer,
+                protocol={3: "MQTT 3.1", 4: "MQTT 3.1.1", 5: "MQTT 5.0"}.get(session.level, "MQTT"),
+                protocol_level=session.level,
+                keep_alive=session.keep_alive,
+                connected_since=now_wall - (now - session.opened_at),
+                messages_in=session.messages_in,
+                messages_out=session.subscriber.queue.sent if session.subscriber is not None else 0,
+            )
+            for session in self._server.live_sessions()
+            if session.connected and not session.closed
+        ]
+
+    def disconnect(self, client_id: str) -> bool:
+        """Close ``client_id``'s connection as an administrative action (its will is published)."""
+        session = self._server.session_of(client_id)
+        if session is None or session.closed:
+            return False
+        session.close_for(ReasonCode.ADMINISTRATIVE_ACTION, "disconnected by an administrator")
+        return True

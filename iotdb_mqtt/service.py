@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from iotdb_core.auth import UserStore
 from iotdb_core.bootstrap import Runtime, open_engine
 from iotdb_core.config import Settings
 from iotdb_core.deadletter import DeadLetterLog
+from iotdb_core.fleet import ClientRegistry
 from iotdb_core.metrics import COUNTERS, ServiceCounters
 from iotdb_mqtt.acl import TopicAcl
 from iotdb_mqtt.broker.retained import RetainedStore
@@ -21,12 +23,23 @@ from iotdb_mqtt.broker.session_log import SessionLog
 from iotdb_mqtt.delivery import QueueLimits
 from iotdb_mqtt.ingest import Ingestor
 from iotdb_mqtt.router import Router
-from iotdb_mqtt.server import MqttServer
+from iotdb_mqtt.server import MqttClientDirectory, MqttServer
+from iotdb_mqtt.websocket import WebSocketListener
 
 log = logging.getLogger("iotdb.serve")
 
 #: The broker's own state under the data directory (retained messages, stored sessions).
 MQTT_DIR = "mqtt"
+
+
+def _closing_connections_of(server: MqttServer, loop: asyncio.AbstractEventLoop) -> Callable[[frozenset[str]], None]:
+    """A user-store subscriber closing, on the event loop, the connections of deleted or changed users."""
+
+    def changed(names: frozenset[str]) -> None:
+        if names:
+            loop.call_soon_threadsafe(server.close_user_connections, names)
+
+    return changed
 
 
 async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> None:
@@ -47,26 +60,45 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
     executor = ThreadPoolExecutor(settings.mqtt_handler_pool_size, thread_name_prefix="iotdb-ingest")
     server: MqttServer | None = None
     rest: Any = None
+    websocket: WebSocketListener | None = None
+    users: UserStore | None = None
     try:
         users = UserStore.open(data_dir)
+        users.watch()  # `iotdb user ...` from another process applies within WATCH_INTERVAL_S
+        if not users.created_root and users.root_has_default_password():
+            log.warning("user 'root' still has the default password; change it with `iotdb user passwd root` "
+                        "or ALTER USER root SET PASSWORD '...'")
         counters = ServiceCounters(COUNTERS)
         dead_letters = DeadLetterLog(data_dir, settings.mqtt_dead_letter_max_bytes)
+        clients = ClientRegistry()
         if settings.enable_rest_service:
+            from iotdb_core.console import Console  # noqa: PLC0415 - aiohttp only when serving REST
             from iotdb_core.rest import REST_COUNTERS, RestServer  # noqa: PLC0415 - aiohttp only when serving REST
 
             counters = ServiceCounters([*COUNTERS, *REST_COUNTERS])
-            rest = RestServer(engine, settings, users, counters)
+            console = Console(engine, settings, users, counters, dead_letters=dead_letters, clients=clients,
+                              plugins=runtime.plugins)
+            rest = RestServer(engine, settings, users, counters, console=console)
             await rest.start()
             host, port = rest.address
             log.info("iotdb %s serving REST on %s:%d", __version__, host, port)
+            log.info("web console at http://%s:%d/", host, port)
         if settings.enable_mqtt_service:
-            ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters)
+            ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters, users.authorizer)
             router = open_router(settings, data_dir, counters)
             server = MqttServer(settings, ingestor, users, counters, executor, router, TopicAcl(data_dir))
+            users.on_change(_closing_connections_of(server, loop))
             await server.start()
+            clients.register(MqttClientDirectory(server))
             host, port = server.address
             log.info("iotdb %s serving MQTT on %s:%d with formatter %r, data directory %s",
                      __version__, host, port, settings.mqtt_payload_formatter, data_dir.resolve())
+            if settings.mqtt_ws_port >= 0:
+                websocket = WebSocketListener(settings, server.protocol_factory)
+                await websocket.start()
+                host, port = websocket.address
+                log.info("iotdb %s serving MQTT over WebSocket on %s:%d, path %s",
+                         __version__, host, port, websocket.path)
         else:
             log.info("iotdb %s running without MQTT (enable_mqtt_service=false), data directory %s",
                      __version__, data_dir.resolve())
@@ -77,10 +109,16 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             loop.remove_signal_handler(signum)
         if rest is not None:
             await rest.stop()
+        if websocket is not None:
+            await websocket.stop_accepting()
         if server is not None:
             await server.stop()
             server.router.close()
+        if websocket is not None:
+            await websocket.close()
         executor.shutdown(wait=True)
+        if users is not None:
+            users.close()
         engine.close()
         log.info("stopped")
 

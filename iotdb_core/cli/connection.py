@@ -91,7 +91,9 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection (a server's REST API, or a data directory no server holds)")
     where = group.add_mutually_exclusive_group()
     where.add_argument("--url", metavar="URL", help=f"REST API of a running `iotdb serve` (default {DEFAULT_URL})")
-    where.add_argument("--data-dir", metavar="DIR", help="open this data directory directly instead of a server")
+    where.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS,
+                       help="open this data directory directly instead of a server")
+    parser.set_defaults(takes_data_dir=True)
     group.add_argument("-u", "--user", default="root", help="user name for the REST API (default root)")
     group.add_argument(
         "-p", "--password", help=f"password for the REST API (default: ${PASSWORD_ENV}, else root)"
@@ -104,6 +106,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 def connect(args: argparse.Namespace, *, create: bool = False) -> Backend:
     """The backend the options select; ``create`` lets a missing data directory be created (``import``)."""
     if getattr(args, "data_dir", None):
+        if args.url:
+            raise CliError("give --url or --data-dir, not both")
         return LocalBackend.open(args.data_dir, args.config, create=create)
     if getattr(args, "config", None):
         raise CliError("--config applies to --data-dir; a server uses its own configuration")
@@ -335,6 +339,7 @@ class LocalBackend(Backend):
     def __init__(self, engine: Any, settings: Any, data_dir: Path) -> None:
         self.engine = engine
         self.settings = settings
+        self.data_dir = data_dir
         self.description = f"data directory {data_dir}"
         self.precision = str(settings.timestamp_precision)
 
@@ -360,11 +365,16 @@ class LocalBackend(Backend):
         return cls(engine, settings, directory)
 
     def _statement(self, sql: str, row_limit: int | None) -> Any:
-        from iotdb_core.query import QueryError, execute, parse  # noqa: PLC0415
+        from iotdb_core.auth import DEFAULT_USER, UserStore  # noqa: PLC0415
+        from iotdb_core.query import QueryError, ast, execute, parse  # noqa: PLC0415
 
         try:
             statement = parse(sql)
-            return statement, execute(self.engine, statement, settings=self.settings, row_limit=row_limit)
+            # Whoever may open the data directory may do anything in it: user statements run as root.
+            session = UserStore.open(self.data_dir).session(DEFAULT_USER) if isinstance(
+                statement, ast.SECURITY_STATEMENTS) else None
+            return statement, execute(self.engine, statement, settings=self.settings, row_limit=row_limit,
+                                      session=session)
         except QueryError as exc:
             raise StatementError(exc.code, exc.message) from None
 

@@ -315,6 +315,114 @@ class UnsetTTL:
     path: Path
 
 
+# ------------------------------------------------------------------------------ users, roles, privileges
+
+
+@dataclass(frozen=True, slots=True)
+class CreateUser:
+    """``CREATE USER name 'password'``."""
+
+    name: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlterUserPassword:
+    """``ALTER USER name SET PASSWORD 'password'``."""
+
+    name: str
+    password: str
+
+
+@dataclass(frozen=True, slots=True)
+class DropUser:
+    """``DROP USER name``."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRole:
+    """``CREATE ROLE name``."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class DropRole:
+    """``DROP ROLE name``."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class GrantPrivileges:
+    """``GRANT p[, p] [ON path[, path]] TO USER|ROLE name [WITH GRANT OPTION]``; names as written."""
+
+    privileges: tuple[str, ...]
+    paths: tuple[Path, ...]
+    kind: str
+    name: str
+    grant_option: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RevokePrivileges:
+    """``REVOKE p[, p] [ON path[, path]] FROM USER|ROLE name``."""
+
+    privileges: tuple[str, ...]
+    paths: tuple[Path, ...]
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRole:
+    """``GRANT ROLE role TO user``."""
+
+    role: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeRole:
+    """``REVOKE ROLE role FROM user``."""
+
+    role: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListUser:
+    """``LIST USER [OF ROLE role]``."""
+
+    of_role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListRole:
+    """``LIST ROLE [OF USER user]``."""
+
+    of_user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListPrivileges:
+    """``LIST PRIVILEGES OF USER|ROLE name``."""
+
+    kind: str
+    name: str
+
+
+#: Statements that manage users, roles and privileges (run against the user store, not the engine).
+SECURITY_STATEMENTS = (
+    CreateUser, AlterUserPassword, DropUser, CreateRole, DropRole, GrantPrivileges, RevokePrivileges,
+    GrantRole, RevokeRole, ListUser, ListRole, ListPrivileges,
+)
+#: The security statements that return rows.
+SECURITY_QUERIES = (ListUser, ListRole, ListPrivileges)
+
+
 Statement = (
     Select
     | ShowDatabases
@@ -329,4 +437,16 @@ Statement = (
     | DeleteTimeseries
     | SetTTL
     | UnsetTTL
+    | CreateUser
+    | AlterUserPassword
+    | DropUser
+    | CreateRole
+    | DropRole
+    | GrantPrivileges
+    | RevokePrivileges
+    | GrantRole
+    | RevokeRole
+    | ListUser
+    | ListRole
+    | ListPrivileges
 )

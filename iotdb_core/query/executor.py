@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from iotdb_core.auth import Session
+from iotdb_core.authz import ADMIN, Privilege
 from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, Compressor, TSDataType, TSEncoding, ValueTypeError
 from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
@@ -45,6 +47,7 @@ from iotdb_core.query.parser import parse
 from iotdb_core.query.planner import RowSource, SchemaView, check_path, plan_last, plan_select
 from iotdb_core.query.pushdown import MAX_SCAN_RANGES, Elements, ExecutionStats, build_elements, element_windows
 from iotdb_core.query.result import MetadataResult, ResultSet, UpdateResult
+from iotdb_core.query.security import FilteredSchemaView, Guard, run_security
 from iotdb_core.query.timeexpr import Now, TimeContext, TimeExpr
 from iotdb_core.storage.columns import NUMPY_DTYPE
 from iotdb_core.storage.errors import SchemaError, StorageError, WriteRejectedError
@@ -65,8 +68,13 @@ def execute(
     row_limit: int | None = None,
     zone: _dt.tzinfo | None = None,
     stats: ExecutionStats | None = None,
+    session: Session | None = None,
 ) -> Result:
     """Parse and run one statement against ``engine`` (a :class:`~iotdb_core.storage.Engine`).
+
+    ``session`` (from :meth:`UserStore.session`) is who runs the statement: its privileges are checked
+    (:mod:`~iotdb_core.query.security`) and user, role and privilege statements go to its user store.
+    Without a session nothing is checked and those statements are refused (701).
 
     ``settings`` supplies ``timestamp_precision`` (default: the engine's settings). ``row_limit`` caps the
     rows of a result: a larger result raises :class:`~iotdb_core.query.errors.RowLimitExceededError`
@@ -84,7 +92,10 @@ def execute(
     precision = settings.get("timestamp_precision", "ms")
     context = TimeContext(precision, zone, time.time_ns())
     try:
-        return _Executor(engine, context, row_limit, stats).run(statement)
+        if isinstance(statement, ast.SECURITY_STATEMENTS):
+            return run_security(statement, session)
+        guard = Guard(session) if session is not None and session.user != ADMIN else None
+        return _Executor(engine, context, row_limit, stats, guard).run(statement)
     except QueryError:
         raise
     except PathError as exc:
@@ -182,12 +193,18 @@ def _matches(pattern: tuple[str, ...], nodes: tuple[str, ...]) -> bool:
 
 class _Executor:
     def __init__(
-        self, engine: Any, context: TimeContext, row_limit: int | None, stats: ExecutionStats | None = None
+        self,
+        engine: Any,
+        context: TimeContext,
+        row_limit: int | None,
+        stats: ExecutionStats | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.engine = engine
         self.context = context
         self.row_limit = row_limit
         self.stats = stats
+        self.guard = guard
         self.schema = SchemaView(engine)
         self._reads: dict[tuple[str, tuple[tuple[int, int], ...]], tuple[np.ndarray, np.ndarray]] = {}
         self._elements: dict[tuple[str, tuple[tuple[int, int], ...]], tuple[Elements, np.ndarray, np.ndarray]] = {}
@@ -196,10 +213,43 @@ class _Executor:
         handler = getattr(self, "_run_" + type(statement).__name__, None)
         if handler is None:
             raise SemanticError(f"{type(statement).__name__} is not a statement this executor runs")
+        reading = self._guard_reads(statement)
         result: Result = handler(statement)
+        if reading is not None:
+            reading.check_something_allowed()
         if self.row_limit is not None and not isinstance(result, UpdateResult) and len(result) > self.row_limit:
             raise RowLimitExceededError(self.row_limit)
         return result
+
+    def _guard_reads(self, statement: ast.Statement) -> FilteredSchemaView | None:
+        """Let SELECT see only readable series and SHOW/COUNT TIMESERIES only visible ones; the SELECT view
+        is returned, to fail with 803 when it matched series but none readable."""
+        if self.guard is None:
+            return None
+        if isinstance(statement, ast.Select):
+            view = self.guard.schema(self.engine, Privilege.READ_DATA)
+            self.schema = view
+            return view
+        if isinstance(statement, (ast.ShowTimeseries, ast.CountTimeseries)):
+            self.schema = self.guard.schema(self.engine, Privilege.READ_SCHEMA)
+        return None
+
+    def _visible(self, prefixes: list[str]) -> list[str]:
+        """Databases or devices the user may see (all of them without a guard)."""
+        return prefixes if self.guard is None else self.guard.visible(Privilege.READ_SCHEMA, prefixes)
+
+    def _require(self, privilege: Privilege, paths: list[str] | None = None) -> None:
+        if self.guard is not None:
+            self.guard.require(privilege, paths)
+
+    def _require_pattern(self, privilege: Privilege, path: ast.Path) -> None:
+        if self.guard is not None:
+            self.guard.require_pattern(privilege, path)
+
+    def _require_matched(self, privilege: Privilege, paths: tuple[ast.Path, ...]) -> None:
+        """803 unless the user holds ``privilege`` on every existing series the patterns match."""
+        if self.guard is not None:
+            self.guard.require(privilege, sorted({s.path for path in paths for s in self.schema.expand(path)}))
 
     def _check_rows(self, rows: int) -> None:
         if self.row_limit is not None and rows > self.row_limit:
@@ -563,11 +613,11 @@ class _Executor:
         return [item for item in candidates if _matches(nodes, split_path(item))]
 
     def _run_ShowDevices(self, statement: ast.ShowDevices) -> MetadataResult:
-        devices = self._matching(self.engine.list_devices(), statement.path)
+        devices = self._visible(self._matching(self.engine.list_devices(), statement.path))
         return MetadataResult(["Device", "IsAligned"], [(device, "false") for device in devices])
 
     def _run_ShowDatabases(self, statement: ast.ShowDatabases) -> MetadataResult:
-        databases = self._matching(self.engine.list_databases(), statement.path)
+        databases = self._visible(self._matching(self.engine.list_databases(), statement.path))
         list_ttl = getattr(self.engine, "list_ttl", None)
         rules = list(list_ttl().items()) if list_ttl is not None else []
         columns = ["Database", "TTL", "SchemaReplicationFactor", "DataReplicationFactor", "TimePartitionInterval"]
@@ -577,10 +627,12 @@ class _Executor:
         return MetadataResult(["count"], [(len(self.schema.expand(statement.path or _ROOT_ALL)),)])
 
     def _run_CountDevices(self, statement: ast.CountDevices) -> MetadataResult:
-        return MetadataResult(["count"], [(len(self._matching(self.engine.list_devices(), statement.path)),)])
+        devices = self._visible(self._matching(self.engine.list_devices(), statement.path))
+        return MetadataResult(["count"], [(len(devices),)])
 
     def _run_CreateDatabase(self, statement: ast.CreateDatabase) -> UpdateResult:
         text = check_path(statement.path, wildcards=False, min_levels=1)
+        self._require(Privilege.MANAGE_DATABASE)
         canonical = ".".join(_pattern_nodes(statement.path))
         if canonical in self.engine.list_databases():
             raise QueryError(DATABASE_ALREADY_EXISTS, f"{canonical} has already been created as database")
@@ -589,6 +641,7 @@ class _Executor:
 
     def _run_CreateTimeseries(self, statement: ast.CreateTimeseries) -> UpdateResult:
         text = check_path(statement.path, wildcards=False, min_levels=2)
+        self._require(Privilege.WRITE_SCHEMA, [".".join(_pattern_nodes(statement.path))])
         try:
             data_type = TSDataType.parse(statement.data_type)
         except ValueError as exc:
@@ -619,6 +672,8 @@ class _Executor:
             raise SemanticError(f"INSERT INTO {device}: a measurement is given twice")
         if not measurements:
             raise SemanticError(f"INSERT INTO {device}: no measurement to write")
+        canonical = ".".join(_pattern_nodes(statement.device))
+        self._require(Privilege.WRITE_DATA, [f"{canonical}.{m}" for m in measurements])
         known = {s.measurement: s for s in self.schema.expand(statement.device.join(ast.Path(("*",))))}
         schemas = [known.get(m) for m in measurements]
         timestamps: list[int] = []
@@ -662,6 +717,7 @@ class _Executor:
     def _run_DeleteData(self, statement: ast.DeleteData) -> UpdateResult:
         patterns = [check_path(path, wildcards=True, min_levels=1) for path in statement.paths]
         times = self._time_only(statement.where, "DELETE")
+        self._require_matched(Privilege.WRITE_DATA, statement.paths)
         delete = getattr(self.engine, "delete", None)
         if delete is None:
             raise SemanticError("DELETE FROM is not supported by this storage engine")
@@ -682,6 +738,7 @@ class _Executor:
         matched = {s.path for path in statement.paths for s in self.schema.expand(path)}
         if not matched:
             raise QueryError(PATH_NOT_EXIST, f"Timeseries [{', '.join(patterns)}] does not exist")
+        self._require_matched(Privilege.WRITE_SCHEMA, statement.paths)
         delete = getattr(self.engine, "delete_timeseries", None)
         if delete is None:
             raise SemanticError("DELETE TIMESERIES is not supported by this storage engine")
@@ -693,10 +750,13 @@ class _Executor:
         pattern = check_path(statement.path, wildcards=True, min_levels=1)
         if statement.ttl_ms is not None and statement.ttl_ms <= 0:
             raise SemanticError(f"TTL should be positive, got {statement.ttl_ms}")
+        self._require_pattern(Privilege.WRITE_SCHEMA, statement.path)
         return self._set_ttl("SET TTL", pattern, statement.ttl_ms)
 
     def _run_UnsetTTL(self, statement: ast.UnsetTTL) -> UpdateResult:
-        return self._set_ttl("UNSET TTL", check_path(statement.path, wildcards=True, min_levels=1), None)
+        pattern = check_path(statement.path, wildcards=True, min_levels=1)
+        self._require_pattern(Privilege.WRITE_SCHEMA, statement.path)
+        return self._set_ttl("UNSET TTL", pattern, None)
 
     def _set_ttl(self, name: str, pattern: str, ttl: int | None) -> UpdateResult:
         set_ttl = getattr(self.engine, "set_ttl", None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from importlib import resources
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import lark
 from lark import Token, Transformer
@@ -74,6 +74,13 @@ class _PassThrough:
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         return stream
+
+
+class _Grantee(NamedTuple):
+    """``USER name`` or ``ROLE name`` in GRANT, REVOKE and LIST PRIVILEGES."""
+
+    kind: str
+    name: str
 
 
 def _values(children: list[Any]) -> list[Any]:
@@ -455,6 +462,73 @@ class _Builder(Transformer):
 
     def unset_ttl(self, children: list[Any]) -> ast.UnsetTTL:
         return ast.UnsetTTL(_values(children)[0])
+
+    # -------------------------------------------------------------------- users, roles, privileges
+
+    def principal(self, children: list[Any]) -> str:
+        token = children[0]
+        text = str(token)
+        if token.type == "STRING":
+            return _unquote_string(text)
+        return _unquote_name(text)
+
+    def create_user(self, children: list[Any]) -> ast.CreateUser:
+        return ast.CreateUser(_values(children)[0], _unquote_string(str(children[-1])))
+
+    def alter_user(self, children: list[Any]) -> ast.AlterUserPassword:
+        return ast.AlterUserPassword(_values(children)[0], _unquote_string(str(children[-1])))
+
+    def drop_user(self, children: list[Any]) -> ast.DropUser:
+        return ast.DropUser(_values(children)[0])
+
+    def create_role(self, children: list[Any]) -> ast.CreateRole:
+        return ast.CreateRole(_values(children)[0])
+
+    def drop_role(self, children: list[Any]) -> ast.DropRole:
+        return ast.DropRole(_values(children)[0])
+
+    def privilege_list(self, children: list[Any]) -> tuple[str, ...]:
+        return tuple(str(child).upper() for child in children if child.type == "NAME")
+
+    def on_paths(self, children: list[Any]) -> list[ast.Path]:
+        return _values(children)
+
+    def grantee(self, children: list[Any]) -> _Grantee:
+        return _Grantee(str(children[0]).lower(), _values(children)[0])
+
+    def grant_option(self, children: list[Any]) -> bool:
+        return True
+
+    def _privilege_statement(self, children: list[Any]) -> tuple[tuple[str, ...], tuple[ast.Path, ...], str, str]:
+        values = _values(children)
+        paths = tuple(values[1]) if isinstance(values[1], list) else ()
+        grantee = next(value for value in values if isinstance(value, _Grantee))
+        return values[0], paths, grantee.kind, grantee.name
+
+    def grant_privileges(self, children: list[Any]) -> ast.GrantPrivileges:
+        privileges, paths, kind, name = self._privilege_statement(children)
+        return ast.GrantPrivileges(privileges, paths, kind, name, _values(children)[-1] is True)
+
+    def revoke_privileges(self, children: list[Any]) -> ast.RevokePrivileges:
+        return ast.RevokePrivileges(*self._privilege_statement(children))
+
+    def grant_role(self, children: list[Any]) -> ast.GrantRole:
+        role, user = _values(children)
+        return ast.GrantRole(role, user)
+
+    def revoke_role(self, children: list[Any]) -> ast.RevokeRole:
+        role, user = _values(children)
+        return ast.RevokeRole(role, user)
+
+    def list_user(self, children: list[Any]) -> ast.ListUser:
+        return ast.ListUser(*_values(children))
+
+    def list_role(self, children: list[Any]) -> ast.ListRole:
+        return ast.ListRole(*_values(children))
+
+    def list_privileges(self, children: list[Any]) -> ast.ListPrivileges:
+        grantee = _values(children)[0]
+        return ast.ListPrivileges(grantee.kind, grantee.name)
 
 
 #: Marks the time column among INSERT's columns (a str so it sorts with the measurement names).

@@ -1,4 +1,4 @@
-"""IoTDB's REST API v2 over aiohttp, served by ``iotdb serve`` when ``enable_rest_service=true``.
+"""IoTDB's REST API v2 over aiohttp, served by ``iotdb serve`` unless ``enable_rest_service=false``.
 
 :class:`RestServer` binds and serves; :class:`RestService` holds the endpoints (``app()`` is the aiohttp
 application, usable with aiohttp's test utilities). See ``docs/rest.md`` for endpoints, shapes and codes.

@@ -25,11 +25,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from iotdb_core.auth import UserStore
+from iotdb_core.authz import AccessDenied, Privilege
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
 from iotdb_core.metrics import ServiceCounters
@@ -56,6 +57,9 @@ from iotdb_core.rest.payloads import (
 )
 from iotdb_core.storage.errors import SchemaError, StorageError, WriteRejectedError
 from iotdb_core.storage.results import WriteResult
+
+if TYPE_CHECKING:
+    from iotdb_core.console import Console
 
 __all__ = [
     "EXECUTE_STATEMENT_ERROR",
@@ -91,6 +95,7 @@ _QUERY_STATEMENTS = (
     ast.ShowTimeseries,
     ast.CountTimeseries,
     ast.CountDevices,
+    *ast.SECURITY_QUERIES,
 )
 
 
@@ -113,6 +118,8 @@ _SUCCESS = _status(SUCCESS_STATUS, "SUCCESS_STATUS")
 
 def _write_error(exc: Exception) -> Reply:
     """An engine exception during an insert as a status body."""
+    if isinstance(exc, AccessDenied):
+        return _status(exc.code, exc.message)
     if isinstance(exc, WriteRejectedError):
         return _status(WRITE_PROCESS_REJECT, str(exc))
     if isinstance(exc, SchemaError):
@@ -152,9 +159,12 @@ class RestService:
         counters: ServiceCounters,
         executor: Executor | None = None,
         auth_executor: Executor | None = None,
+        console: Console | None = None,
     ) -> None:
         self.engine = engine
+        self.console = console
         self.settings = settings
+        self.users = users
         self.counters = counters
         self.default_limit = int(settings.rest_query_default_row_size_limit)
         self.max_request_size = int(settings.rest_max_request_size)
@@ -182,6 +192,8 @@ class RestService:
         application.router.add_post("/rest/v2/insertTablet", self.insert_tablet)
         application.router.add_post("/rest/v2/insertRecords", self.insert_records)
         application.router.add_get("/metrics", self.metrics)
+        if self.console is not None:
+            self.console.install(application)
         return application
 
     def close(self) -> None:
@@ -206,6 +218,8 @@ class RestService:
     async def _errors_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
+        if self.console is not None and self.console.serves(request.path):
+            return await handler(request)  # the console authenticates and answers its own requests
         self._count("rest_requests_total")
         try:
             return await handler(request)
@@ -237,7 +251,7 @@ class RestService:
     async def _auth_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path != "/ping":
+        if request.path != "/ping" and not (self.console is not None and self.console.serves(request.path)):
             request["user"] = await self.authenticator.authenticate(request.headers.get("Authorization"))
         return await handler(request)
 
@@ -265,26 +279,26 @@ class RestService:
     async def query(self, request: web.Request) -> web.Response:
         """``POST /rest/v2/query``."""
         sql, limit = query_request(await self._json(request), self.default_limit)
-        reply: Reply = await self._off_loop(self._run_query, sql, limit)
+        reply: Reply = await self._off_loop(self._run_query, sql, limit, request["user"])
         self._count("rest_rows_returned", reply.rows)
         return self._response(reply)
 
     async def non_query(self, request: web.Request) -> web.Response:
         """``POST /rest/v2/nonQuery``."""
         sql = sql_request(await self._json(request))
-        return self._response(await self._off_loop(self._run_non_query, sql))
+        return self._response(await self._off_loop(self._run_non_query, sql, request["user"]))
 
     async def insert_tablet(self, request: web.Request) -> web.Response:
         """``POST /rest/v2/insertTablet``."""
         data = await self._json(request)
         tablet: TabletRequest = await self._off_loop(tablet_request, data)
-        return self._response(await self._off_loop(self._insert_tablet, tablet))
+        return self._response(await self._off_loop(self._insert_tablet, tablet, request["user"]))
 
     async def insert_records(self, request: web.Request) -> web.Response:
         """``POST /rest/v2/insertRecords``."""
         data = await self._json(request)
         records: RecordsRequest = await self._off_loop(records_request, data)
-        return self._response(await self._off_loop(self._insert_records, records))
+        return self._response(await self._off_loop(self._insert_records, records, request["user"]))
 
     async def metrics(self, _request: web.Request) -> web.Response:
         """``GET /metrics``: Prometheus text."""
@@ -294,7 +308,7 @@ class RestService:
 
     # ------------------------------------------------------------------------- work on the thread pool
 
-    def _run_query(self, sql: str, limit: int) -> Reply:
+    def _run_query(self, sql: str, limit: int, user: str) -> Reply:
         try:
             statement = parse(sql)
             if not isinstance(statement, _QUERY_STATEMENTS):
@@ -303,14 +317,16 @@ class RestService:
                     "EXECUTE_STATEMENT_ERROR: /rest/v2/query runs SELECT, SHOW and COUNT statements; "
                     "send other statements to /rest/v2/nonQuery",
                 )
-            result = execute(self.engine, statement, settings=self.settings, row_limit=limit)
+            result = execute(
+                self.engine, statement, settings=self.settings, row_limit=limit, session=self.users.session(user)
+            )
         except RowLimitExceededError as exc:
             return _status(QUERY_ROW_LIMIT_ERROR, exc.message)
         except QueryError as exc:
             return _status(exc.code, exc.message)
         return Reply(200, dumps(result_body(statement, result)), rows=len(result))  # type: ignore[arg-type]
 
-    def _run_non_query(self, sql: str) -> Reply:
+    def _run_non_query(self, sql: str, user: str) -> Reply:
         try:
             statement = parse(sql)
             if isinstance(statement, _QUERY_STATEMENTS):
@@ -319,15 +335,16 @@ class RestService:
                     "EXECUTE_STATEMENT_ERROR: /rest/v2/nonQuery does not run queries; send SELECT, SHOW and COUNT "
                     "statements to /rest/v2/query",
                 )
-            outcome = execute(self.engine, statement, settings=self.settings)
+            outcome = execute(self.engine, statement, settings=self.settings, session=self.users.session(user))
         except QueryError as exc:
             return _status(exc.code, exc.message)
         if isinstance(outcome, UpdateResult) and outcome.statement == "INSERT" and outcome.count:
             self._count("rest_points_written", outcome.count)
         return _SUCCESS
 
-    def _insert_tablet(self, tablet: TabletRequest) -> Reply:
+    def _insert_tablet(self, tablet: TabletRequest, user: str) -> Reply:
         try:
+            self._may_write(user, [tablet.device], [tablet.measurements])
             result = self.engine.insert_tablet(
                 tablet.device, tablet.timestamps, tablet.measurements, tablet.values, tablet.data_types
             )
@@ -336,8 +353,9 @@ class RestService:
         self._count("rest_points_written", result.points_written)
         return _write_reply(result, f"insertTablet {tablet.device}")
 
-    def _insert_records(self, records: RecordsRequest) -> Reply:
+    def _insert_records(self, records: RecordsRequest, user: str) -> Reply:
         try:
+            self._may_write(user, records.devices, records.measurements_list)
             result = self.engine.insert_records(
                 records.devices,
                 records.timestamps,
@@ -351,6 +369,12 @@ class RestService:
         return _write_reply(result, "insertRecords")
 
 
+    def _may_write(self, user: str, devices: list[str], measurements: list[list[str]]) -> None:
+        """AccessDenied unless ``user`` holds WRITE_DATA on every series of an insert."""
+        paths = {f"{device}.{m}" for device, names in zip(devices, measurements, strict=True) for m in names}
+        self.users.authorizer.check(user, Privilege.WRITE_DATA, sorted(paths))
+
+
 class RestServer:
     """The REST service bound to ``rest_service_host``:``rest_service_port`` (``0`` picks a free port)."""
 
@@ -362,9 +386,10 @@ class RestServer:
         counters: ServiceCounters,
         *,
         shutdown_timeout: float = 30.0,
+        console: Console | None = None,
     ) -> None:
         self.settings = settings
-        self.service = RestService(engine, settings, users, counters)
+        self.service = RestService(engine, settings, users, counters, console=console)
         self.shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
 

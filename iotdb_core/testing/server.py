@@ -15,6 +15,7 @@ from pathlib import Path
 _LISTENING = re.compile(r"serving MQTT on ([\d.]+):(\d+)")
 _WITHOUT_MQTT = re.compile(r"running without MQTT")
 _REST_LISTENING = re.compile(r"serving REST on ([\w.:-]+):(\d+)")
+_WS_LISTENING = re.compile(r"serving MQTT over WebSocket on ([\w.:-]+):(\d+), path (\S+)")
 
 
 class ServerProcess:
@@ -22,9 +23,10 @@ class ServerProcess:
 
     ``properties`` are written to ``<directory>/iotdb-system.properties``; ``mqtt_port`` defaults to
     0 so the operating system picks a free port, which is read back from the startup log line.
-    With ``enable_rest_service=true`` the REST port (``rest_service_port`` also defaults to 0 here) is read
+    Unless ``enable_rest_service=false``, the REST port (``rest_service_port`` also defaults to 0 here) is read
     back the same way into :attr:`rest_port` (:attr:`rest_url` is its base URL), and :meth:`start` waits for
-    both services. Output is collected in :attr:`output` (stdout and stderr interleaved).
+    both services. MQTT over WebSocket (``mqtt_ws_port`` defaults to 0 here too; ``-1`` turns it off) is read back
+    into :attr:`ws_port` and :attr:`ws_url`. Output is collected in :attr:`output` (stdout and stderr interleaved).
     """
 
     def __init__(self, directory: Path, properties: Mapping[str, object] | None = None,
@@ -35,17 +37,23 @@ class ServerProcess:
         self.config_path = self.directory / "iotdb-system.properties"
         settings: dict[str, object] = {
             "mqtt_host": "127.0.0.1", "mqtt_port": 0, "data_dir": self.data_dir,
-            "rest_service_host": "127.0.0.1", "rest_service_port": 0,
+            "rest_service_host": "127.0.0.1", "rest_service_port": 0, "mqtt_ws_port": 0,
         }
         settings.update(properties or {})
         self.config_path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         self.env = {**os.environ, **(env or {})}
-        enabled = self.env.get("IOTDB_ENABLE_REST_SERVICE", str(settings.get("enable_rest_service", "false")))
+        enabled = self.env.get("IOTDB_ENABLE_REST_SERVICE", str(settings.get("enable_rest_service", "true")))
         self.rest_enabled = enabled.strip().lower() == "true"
+        mqtt = self.env.get("IOTDB_ENABLE_MQTT_SERVICE", str(settings.get("enable_mqtt_service", "true")))
+        ws_port = self.env.get("IOTDB_MQTT_WS_PORT", str(settings.get("mqtt_ws_port", "8083")))
+        self.ws_enabled = mqtt.strip().lower() == "true" and ws_port.strip() not in ("", "-1")
         self.host = "127.0.0.1"
         self.port = 0
         self.rest_host = "127.0.0.1"
         self.rest_port = 0
+        self.ws_host = "127.0.0.1"
+        self.ws_port = 0
+        self.ws_path = "/mqtt"
         self.process: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._lock = threading.Lock()
@@ -68,9 +76,13 @@ class ServerProcess:
         rest_listening = threading.Event()
         if not self.rest_enabled:
             rest_listening.set()
-        threading.Thread(target=self._pump, args=(self.process, listening, rest_listening), daemon=True).start()
+        ws_listening = threading.Event()
+        if not self.ws_enabled:
+            ws_listening.set()
+        threading.Thread(target=self._pump, args=(self.process, listening, rest_listening, ws_listening),
+                         daemon=True).start()
         deadline = time.monotonic() + timeout
-        while not (listening.wait(0.05) and rest_listening.is_set()):
+        while not (listening.wait(0.05) and rest_listening.is_set() and ws_listening.is_set()):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"iotdb serve did not start:\n{self.output}")
@@ -81,8 +93,13 @@ class ServerProcess:
         """Base URL of the REST service, e.g. ``http://127.0.0.1:18080``."""
         return f"http://{self.rest_host}:{self.rest_port}"
 
+    @property
+    def ws_url(self) -> str:
+        """URL of MQTT over WebSocket, e.g. ``ws://127.0.0.1:8083/mqtt``."""
+        return f"ws://{self.ws_host}:{self.ws_port}{self.ws_path}"
+
     def _pump(self, process: subprocess.Popen[str], listening: threading.Event,
-              rest_listening: threading.Event) -> None:
+              rest_listening: threading.Event, ws_listening: threading.Event) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             with self._lock:
@@ -97,6 +114,10 @@ class ServerProcess:
             if rest:
                 self.rest_host, self.rest_port = rest.group(1), int(rest.group(2))
                 rest_listening.set()
+            ws = _WS_LISTENING.search(line)
+            if ws:
+                self.ws_host, self.ws_port, self.ws_path = ws.group(1), int(ws.group(2)), ws.group(3)
+                ws_listening.set()
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         """Send ``signum`` and wait for the exit code."""

@@ -194,22 +194,22 @@ class SessionLog:
         if max_messages_per_session < 0:
             raise ValueError(f"max_messages_per_session must be >= 0, got {max_messages_per_session}")
         log, payloads = RecordLog.open(directory / LOG_NAME)
-        self = cls(log, max_messages_per_session=max_messages_per_session, compact_min_bytes=compact_min_bytes)
+        opened = cls(log, max_messages_per_session=max_messages_per_session, compact_min_bytes=compact_min_bytes)
         try:
             for payload in payloads:
-                self._replay(payload)
+                opened._replay(payload)
         except BaseException:
             log.close()
             raise
         now = time.time()
-        with self._lock:
-            for client_id, session in self._sessions.items():
+        with opened._lock:
+            for client_id, session in opened._sessions.items():
                 if session.disconnected_at is None:
                     session.disconnected_at = now
-                    self._log.append(_client_record(_DISCONNECTED, client_id).f64(now).payload())
-        self.expire(now)
-        self.durable()
-        return self
+                    opened._log.append(_client_record(_DISCONNECTED, client_id).f64(now).payload())
+        opened.expire(now)
+        opened.durable()
+        return opened
 
     # --- reading ----------------------------------------------------------------------------------------
 
@@ -233,7 +233,10 @@ class SessionLog:
     # --- changes: each appends one record ----------------------------------------------------------------
 
     def begin(self, client_id: str, expiry_interval: int) -> None:
-        """A session is created, or resumed by a new connection: connected, with this expiry interval."""
+        """A session is created, or resumed by a new connection: connected, with this expiry interval.
+
+        A resumed session keeps its subscriptions and messages; for Clean Start, :meth:`end` it first.
+        """
         _check_expiry(expiry_interval)
         with self._lock:
             self._log.append(_client_record(_BEGIN, client_id).u32(expiry_interval).payload())

@@ -85,7 +85,7 @@ def iotdb(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
 
 def test_user_command_round_trip(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
-    added = iotdb("user", "--data-dir", data, "add", "sensor", "--password-stdin", stdin="pass-word\n")
+    added = iotdb("user", "--data-dir", data, "--create", "add", "sensor", "--password-stdin", stdin="pass-word\n")
     assert added.returncode == 0, added.stderr
     listed = iotdb("user", "--data-dir", data, "list")
     assert listed.stdout.split() == ["root", "sensor"]

@@ -147,7 +147,7 @@ def test_session_takeover_closes_the_first_connection(server: ServerProcess) -> 
 @pytest.mark.parametrize("level", [4, 5])
 def test_subscribe_is_granted_and_publishing_goes_on(server: ServerProcess, level: int) -> None:
     client = connected_raw(server, "subscriber", level)
-    client.send(Subscribe(3, (Subscription("root/#", 1), Subscription("a/b", 0))))
+    client.send(Subscribe(3, (Subscription("cmd/#", 1), Subscription("a/b", 0))))
     suback = client.expect(SubAck)
     assert suback.packet_id == 3
     assert suback.reason_codes == (1, 0)

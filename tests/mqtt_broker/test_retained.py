@@ -236,7 +236,6 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from iotdb_mqtt.broker.record_log import LogFailed
     from iotdb_mqtt.broker.retained import RetainedMessage, RetainedStore
 
     store = RetainedStore.open(Path(sys.argv[1]), max_count=100_000, max_bytes=1 << 30)

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from iotdb_mqtt.acl import TopicAcl
+from iotdb_mqtt.broker.retained import RetainedStore
+from iotdb_mqtt.broker.session_log import SessionLog
 from iotdb_mqtt.codec import (
     EMPTY_PROPERTIES,
     ConnAck,
@@ -24,8 +26,9 @@ from iotdb_mqtt.codec import (
     Unsubscribe,
 )
 from iotdb_mqtt.codec.packets import Will
-from iotdb_mqtt.delivery import QueueLimits
+from iotdb_mqtt.delivery import ApplicationMessage, QueueLimits
 from iotdb_mqtt.ingest import STORED, PublishOutcome
+from iotdb_mqtt.router import Router
 
 from .harness import Client, Host
 
@@ -336,9 +339,6 @@ def test_a_refused_subscribe_has_a_reason_string_only_when_problem_information_i
 
 
 def test_a_persistent_session_and_its_queued_messages_survive_a_restart(tmp_path: Path) -> None:
-    from iotdb_mqtt.broker.session_log import SessionLog
-    from iotdb_mqtt.router import Router
-
     def host_with_log() -> Host:
         host = Host(tmp_path)
         host.router = Router(QueueLimits(), host.counters,
@@ -377,3 +377,32 @@ def test_a_persistent_session_and_its_queued_messages_survive_a_restart(tmp_path
     last.connect("keeper", clean_start=False, properties=Properties(session_expiry_interval=3600))
     assert [(p.payload, p.dup) for p in publishes(last)] == [(b"new", True)]
     third.router.close()
+
+
+def test_ten_thousand_subscriptions_on_one_client_match_as_one(host: Host) -> None:
+    client = Client(host, 4)
+    client.connect("many")
+    filters = tuple(Subscription(f"fleet/{index}/+", 1) for index in range(10_000))
+    client.send(Subscribe(1, filters))
+    [ack] = client.received()
+    assert isinstance(ack, SubAck) and len(ack.reason_codes) == 10_000 and set(ack.reason_codes) == {1}
+    assert host.counters.get("mqtt_subscriptions_current") == 10_000
+    pub = publisher(host)
+    pub.send(Publish("fleet/9999/temp", b"x", qos=1, packet_id=1), Publish("fleet/x/temp", b"none"))
+    pub.complete_writes()
+    assert [p.topic for p in publishes(client)] == ["fleet/9999/temp"]
+    client.session.connection_lost()
+    assert host.counters.get("mqtt_subscriptions_current") == 0  # a clean session's subscriptions end with it
+
+
+def test_a_retained_flood_is_bounded_and_replacing_a_kept_topic_still_works(tmp_path: Path) -> None:
+    store = RetainedStore.open(tmp_path / "retained", max_count=5, max_bytes=1 << 20)
+    router = Router(QueueLimits(), Host(tmp_path).counters, store)
+    refusals = [router.store_retained(ApplicationMessage(f"flood/{index}", b"v", 1, True)) for index in range(50)]
+    assert refusals[:5] == [None] * 5 and all(refusals[5:])
+    assert router.retained_count == 5
+    assert router.store_retained(ApplicationMessage("flood/0", b"newer", 1, True)) is None
+    assert router.store_retained(ApplicationMessage("flood/1", b"", 1, True)) is None  # deletes
+    assert sorted((m.topic, m.payload) for m in router.retained_matching("flood/+"))[:2] == [
+        ("flood/0", b"newer"), ("flood/2", b"v")]
+    router.close()

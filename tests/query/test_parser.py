@@ -222,7 +222,10 @@ def test_delete_and_ttl() -> None:
         ("SELECT s1 FROM root.sg.d1 WHERE time > 5 s1", "column 42: expected one of ALIGN, AND"),
         ("SELECT count(s1 FROM root.sg.d1", "line 1, column 17: expected ')', got 'FROM'"),
         ("SHOW", "line 1, column 5: expected one of DATABASES, DEVICES, TIMESERIES, got end of input"),
-        ("selectx s1 FROM root.sg.d1", "line 1, column 1: expected one of COUNT, CREATE, DELETE, INSERT"),
+        (
+            "selectx s1 FROM root.sg.d1",
+            "line 1, column 1: expected one of ALTER, COUNT, CREATE, DELETE, DROP, GRANT, INSERT, LIST",
+        ),
         ("SELECT s1 FROM root.sg.d1 LIMIT -1", "line 1, column 33: expected an integer, got '-'"),
         ("SELECT s1 FROM root.sg.d1 # comment", "line 1, column 27: unexpected character '#'"),
         ("SELECT s1 FROM root.sg.d1 WHERE s1 = 'abc", "line 1, column 38: unterminated string"),

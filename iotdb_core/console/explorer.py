@@ -1,0 +1,144 @@
+"""The data explorer's answers: the series tree, a device's series statistics, and downsampled plots.
+
+The tree, the statistics, a plot's range and count and raw points go through the SQL layer
+(:func:`iotdb_core.query.parse` and :func:`~iotdb_core.query.execute`), as the REST API does. A plot of a range
+holding more points than the chart has pixel columns is answered with one window per column (min, max and
+mean) from the engine's block statistics (:mod:`iotdb_core.console.downsample`): an exact ``GROUP BY`` reads
+back each block a window edge cuts, which costs seconds for a chart's thousand windows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from iotdb_core.config import Settings
+from iotdb_core.console.downsample import block_windows
+from iotdb_core.paths import join_path, split_path
+from iotdb_core.query import MetadataResult, ResultSet, execute, parse
+from iotdb_core.rest.convert import column_to_json
+
+__all__ = ["MAX_PLOT_POINTS", "PlotRequest", "device_series", "plot", "series_tree"]
+
+#: Most windows (pixel columns) a plot may ask for.
+MAX_PLOT_POINTS = 4000
+_NUMERIC = {"INT32", "INT64", "FLOAT", "DOUBLE"}
+
+
+class ExplorerError(ValueError):
+    """A request the explorer cannot answer; the message says why."""
+
+
+def _metadata(engine: Any, settings: Settings, sql: str) -> MetadataResult:
+    result = execute(engine, parse(sql), settings=settings)
+    assert isinstance(result, MetadataResult)
+    return result
+
+
+def _select(engine: Any, settings: Settings, sql: str) -> ResultSet:
+    result = execute(engine, parse(sql), settings=settings)
+    assert isinstance(result, ResultSet)
+    return result
+
+
+def series_tree(engine: Any, settings: Settings) -> dict[str, Any]:
+    """Databases, devices, and every series with its database, type, encoding and compression."""
+    databases = [row[0] for row in _metadata(engine, settings, "SHOW DATABASES").rows()]
+    devices = [row[0] for row in _metadata(engine, settings, "SHOW DEVICES").rows()]
+    series = []
+    for row in _metadata(engine, settings, "SHOW TIMESERIES").to_dicts():
+        nodes = split_path(row["timeseries"])
+        series.append({
+            "path": row["timeseries"], "device": join_path(*nodes[:-1]), "measurement": nodes[-1],
+            "database": row["database"], "type": row["dataType"], "encoding": row["encoding"],
+            "compression": row["compression"],
+        })
+    return {"databases": databases, "devices": devices, "series": series}
+
+
+def device_series(engine: Any, settings: Settings, device: str) -> list[dict[str, Any]]:
+    """Count, first and last time of each series of ``device`` (answered from statistics)."""
+    nodes = split_path(device)
+    result = _select(engine, settings, f"SELECT count(*), min_time(*), max_time(*) FROM {join_path(*nodes)}")
+    row = result.rows()[0] if len(result) else ()
+    stats: dict[str, dict[str, Any]] = {}
+    for name, value in zip(result.columns, row, strict=False):
+        function, _, path = name.partition("(")
+        entry = stats.setdefault(path.rstrip(")"), {"path": path.rstrip(")")})
+        entry[{"count": "count", "min_time": "first", "max_time": "last"}[function]] = (
+            value.item() if hasattr(value, "item") else value
+        )
+    return sorted(stats.values(), key=lambda entry: entry["path"])
+
+
+class PlotRequest:
+    """A series, an optional closed time range and the number of pixel columns to fill."""
+
+    def __init__(self, path: str, start: int | None, end: int | None, points: int) -> None:
+        nodes = split_path(path)
+        if len(nodes) < 3:
+            raise ExplorerError(f"{path!r} is not a series path (root.<database>.<device>.<measurement>)")
+        if not 1 <= points <= MAX_PLOT_POINTS:
+            raise ExplorerError(f"points must be 1-{MAX_PLOT_POINTS}, got {points}")
+        if start is not None and end is not None and end < start:
+            raise ExplorerError(f"the range ends ({end}) before it starts ({start})")
+        self.path = path
+        self.device = join_path(*nodes[:-1])
+        self.measurement = nodes[-1]
+        self.start = start
+        self.end = end
+        self.points = points
+
+
+def _scalar(result: ResultSet, column: int) -> Any:
+    if not len(result):
+        return None
+    value = result.rows()[0][column]
+    return value.item() if hasattr(value, "item") else value
+
+
+def plot(engine: Any, settings: Settings, request: PlotRequest) -> dict[str, Any]:
+    """The points of the range, raw when they fit the pixel columns, else min/max/mean per window."""
+    began = time.perf_counter()
+    series = _metadata(engine, settings, f"SHOW TIMESERIES {request.path}").to_dicts()
+    if not series:
+        raise ExplorerError(f"no series {request.path}")
+    data_type = series[0]["dataType"]
+    if data_type not in _NUMERIC:
+        raise ExplorerError(f"{request.path} is {data_type}: only numeric series are plotted (use the SQL page)")
+    m, device = request.measurement, request.device
+    where = _range_filter(request.start, request.end)
+    info = _select(engine, settings, f"SELECT count({m}), min_time({m}), max_time({m}) FROM {device}{where}")
+    count, first, last = (_scalar(info, i) for i in range(3))
+    body: dict[str, Any] = {"path": request.path, "type": data_type, "count": count or 0,
+                            "first": first, "last": last, "timestamps": []}
+    if not count:
+        body.update(mode="raw", values=[])
+    elif count <= request.points:
+        raw = _select(engine, settings, f"SELECT {m} FROM {device}{_range_filter(first, last)}")
+        body.update(mode="raw", timestamps=raw.timestamps.tolist() if raw.timestamps is not None else [],
+                    values=column_to_json(raw.values[0], raw.nulls[0], raw.data_types[0]))
+    else:
+        interval, windows = block_windows(engine, request.path, first, last, request.points)
+        body.update(mode="windows", interval=interval, timestamps=windows.starts.tolist(),
+                    min=_floats(windows.min), max=_floats(windows.max), mean=_floats(windows.mean),
+                    blocks=windows.blocks, points_read=windows.points_read)
+    body["server_ms"] = round((time.perf_counter() - began) * 1000, 1)
+    return body
+
+
+def _floats(values: np.ndarray) -> list[Any]:
+    """A float column as JSON values (NaN, which JSON cannot hold, as null)."""
+    return [None if math.isnan(value) else value for value in values.tolist()]
+
+
+def _range_filter(start: int | None, end: int | None) -> str:
+    terms = []
+    if start is not None:
+        terms.append(f"time >= {int(start)}")
+    if end is not None:
+        terms.append(f"time <= {int(end)}")
+    return " WHERE " + " AND ".join(terms) if terms else ""
