@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from iotdb_mqtt.server import MqttServer
 
 
+#: Bytes sent that a connection adds up before adding them to the shared counter (whose lock would otherwise
+#: be taken once per packet, a sixth of the time of a fan-out).
+_BYTES_SENT_REPORT = 64 * 1024
+
+
 class MqttConnection(asyncio.Protocol):
     """One client socket, driven by asyncio; the session it feeds is :attr:`session`."""
 
@@ -25,6 +30,7 @@ class MqttConnection(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.session = ServerSession(server, self, now=time.monotonic())
+        self._bytes_sent = 0
 
     # ------------------------------------------------------------------ transport events
 
@@ -42,6 +48,7 @@ class MqttConnection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._report_bytes_sent()
         self.session.connection_lost()
 
     def pause_writing(self) -> None:
@@ -56,7 +63,17 @@ class MqttConnection(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
-            self.server.counters.add("mqtt_bytes_sent", len(data))
+            self._bytes_sent += len(data)
+            if self._bytes_sent >= _BYTES_SENT_REPORT:
+                self._report_bytes_sent()
+
+    def report_counters(self) -> None:
+        self._report_bytes_sent()
+
+    def _report_bytes_sent(self) -> None:
+        if self._bytes_sent:
+            self.server.counters.add("mqtt_bytes_sent", self._bytes_sent)
+            self._bytes_sent = 0
 
     def close(self, *, abort: bool = False) -> None:
         if self.transport is not None:

@@ -133,6 +133,9 @@ class Output(Protocol):
     def await_durable(self, batch: Batch, ingested: IngestedBatch) -> None:
         """Wait until ``ingested`` is durable; answer with :meth:`ServerSession.batch_durable`."""
 
+    def report_counters(self) -> None:
+        """Add what the connection counted locally (bytes sent) to the shared counters."""
+
 
 @dataclass(slots=True)
 class Batch:

@@ -275,6 +275,7 @@ class MqttServer:
             now = time.monotonic()
             for connection in list(self._connections):
                 connection.check_timeouts(now, connect_timeout)
+                connection.output.report_counters()
             self.router.expire_sessions()
             self._reload_acl()
 

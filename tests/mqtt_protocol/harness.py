@@ -90,6 +90,9 @@ class Output:
     def await_durable(self, batch: Batch, ingested: IngestedBatch) -> None:
         self.awaiting.append((batch, ingested))
 
+    def report_counters(self) -> None:
+        pass
+
 
 class Client:
     """One client's view: a session, its output, and the packets it received."""
