@@ -13,6 +13,7 @@ from iotdb_core import __version__
 from iotdb_core.auth import UserStore
 from iotdb_core.bootstrap import Runtime, open_engine
 from iotdb_core.deadletter import DeadLetterLog
+from iotdb_core.engine_metrics import FlushObserver
 from iotdb_core.metrics import COUNTERS, ServiceCounters
 from iotdb_mqtt.ingest import Ingestor
 from iotdb_mqtt.server import MqttServer
@@ -50,6 +51,7 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             await rest.start()
             host, port = rest.address
             log.info("iotdb %s serving REST on %s:%d", __version__, host, port)
+        runtime.plugins.register(FlushObserver(counters), name="iotdb-flush-metrics")
         if settings.enable_mqtt_service:
             ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters)
             server = MqttServer(settings, ingestor, users, counters, executor)
