@@ -9,7 +9,7 @@ IoTDB joins with ``.`` and extends by ``.**``. The answer names its three text c
      "values": [["root.sg.d1.s1", "root.sg.d1.s2"], ["1.5", "true"], ["DOUBLE", "BOOLEAN"]]}
 
 Values are text, as in IoTDB; with no series ``values`` and ``timestamps`` are empty lists. The query is the
-engine's ``SELECT LAST * FROM <path>.**``, which answers from the last-point cache.
+engine's ``SELECT LAST ** FROM <path>`` (the series pattern ``<path>.**``), which answers from the last-point cache.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class FastLastRoute:
             return status(ILLEGAL_PATH, f'"prefix_paths" {nodes}: {exc}')
         try:
             outcome = run_query(
-                service.engine, service.settings, f"SELECT LAST * FROM {path}.**", service.default_limit,
+                service.engine, service.settings, f"SELECT LAST ** FROM {path}", service.default_limit,
                 service.counters, endpoint="/rest/v2/fastLastQuery",
             )
         except StatementFailure as exc:
