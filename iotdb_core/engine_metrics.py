@@ -82,13 +82,19 @@ def _wal_figures(wal_dir: Path) -> tuple[int, int]:
     return size, segments
 
 
-def engine_figures(engine: Any) -> EngineFigures:
-    """Read the figures of an open engine (file system calls: run it off the event loop)."""
+def engine_figures(engine: Any) -> EngineFigures | None:
+    """Read the figures of an open engine (file system calls: run it off the event loop).
+
+    None for a backend supplied by a plugin (``iotdb_storage_backend``) that has no data directory.
+    """
+    if getattr(engine, "data_dir", None) is None:
+        return None
     data_dir = Path(engine.data_dir)
     wal_bytes, wal_segments = _wal_figures(data_dir / WAL_DIR)
     files: dict[int, int] = defaultdict(int)
     sizes: dict[int, int] = defaultdict(int)
-    for name, level in engine.file_levels():
+    levels = engine.file_levels() if hasattr(engine, "file_levels") else []
+    for name, level in levels:
         size = _file_size(data_dir / SEQUENCE_DIR / name)
         if size is None:
             continue
