@@ -1,12 +1,17 @@
-"""Service counters kept in one place, for the CLI, the REST API and the logs.
+"""Service counters and latency histograms kept in one place, for the CLI, the REST API and the logs.
 
-Counters only go up (except ``*_current`` gauges) and are safe to update from any thread.
+Counters only go up (except ``*_current`` gauges) and are safe to update from any thread. Histograms
+(:class:`Histogram`) count observations into fixed buckets per label value, so every surface that runs
+queries (REST now, the native RPC service later) records into the same ``query_duration_seconds`` with its
+own ``surface`` label.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 #: Every counter with its meaning; the names are the keys of :meth:`ServiceCounters.snapshot`.
 COUNTERS: dict[str, str] = {
@@ -25,15 +30,92 @@ COUNTERS: dict[str, str] = {
     "mqtt_messages_dropped": "copies dropped: a subscriber's queue full, expired, or too large for it",
     "mqtt_subscriptions_current": "MQTT subscriptions now",
     "mqtt_retained_current": "retained MQTT messages now",
+    "engine_flushes_total": "memtables flushed into TsFiles (counted through the iotdb_after_flush hook)",
+    "engine_flushed_bytes_total": "bytes of the TsFiles written by flushes",
+    "engine_flushed_points_total": "points written into TsFiles by flushes",
 }
+
+#: Name of the query latency histogram; its label ``surface`` says which service ran the query.
+QUERY_DURATION = "query_duration_seconds"
+#: Upper bounds (seconds) of the query latency buckets, from a cached LAST to a scan of millions of points.
+QUERY_BUCKETS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)
+#: Every histogram with its meaning, label name and bucket bounds.
+HISTOGRAMS: dict[str, tuple[str, str, Sequence[float]]] = {
+    QUERY_DURATION: ("time to parse, run and encode a query, by the service that ran it", "surface", QUERY_BUCKETS),
+}
+
+
+@dataclass(frozen=True)
+class HistogramSample:
+    """One label value's observations: cumulative counts per bucket bound (``+Inf`` last), sum and count."""
+
+    buckets: tuple[tuple[float, int], ...]
+    total: float
+    count: int
+
+
+class Histogram:
+    """Observations counted into fixed buckets, one series per value of a single label; thread-safe."""
+
+    def __init__(self, name: str, description: str, label: str, bounds: Sequence[float]) -> None:
+        if list(bounds) != sorted(set(bounds)) or not bounds:
+            raise ValueError(f"histogram {name}: bucket bounds must be increasing, got {list(bounds)}")
+        self.name = name
+        self.description = description
+        self.label = label
+        self.bounds = tuple(float(bound) for bound in bounds)
+        self._series: dict[str, tuple[list[int], list[float]]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, value: float, label_value: str) -> None:
+        """Count ``value`` (e.g. seconds) for ``label_value``."""
+        index = bisect.bisect_left(self.bounds, value)
+        with self._lock:
+            series = self._series.get(label_value)
+            if series is None:
+                series = self._series[label_value] = ([0] * (len(self.bounds) + 1), [0.0])
+            series[0][index] += 1
+            series[1][0] += value
+
+    def snapshot(self) -> dict[str, HistogramSample]:
+        """Every label value's cumulative buckets, sum and count, at one instant."""
+        with self._lock:
+            copied = {key: (list(counts), total[0]) for key, (counts, total) in self._series.items()}
+        out = {}
+        for key, (counts, total) in sorted(copied.items()):
+            running = 0
+            buckets = []
+            for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
+                running += count
+                buckets.append((bound, running))
+            out[key] = HistogramSample(tuple(buckets), total, running)
+        return out
 
 
 class ServiceCounters:
     """A set of named integer counters."""
 
-    def __init__(self, names: Iterable[str] = COUNTERS) -> None:
+    def __init__(
+        self,
+        names: Iterable[str] = COUNTERS,
+        histograms: Mapping[str, tuple[str, str, Sequence[float]]] = HISTOGRAMS,
+    ) -> None:
         self._values = dict.fromkeys(names, 0)
         self._lock = threading.Lock()
+        self._histograms = {
+            name: Histogram(name, description, label, bounds)
+            for name, (description, label, bounds) in histograms.items()
+        }
+
+    def histogram(self, name: str) -> Histogram:
+        """The histogram ``name`` (e.g. :data:`QUERY_DURATION`)."""
+        return self._histograms[name]
+
+    def histograms(self) -> list[Histogram]:
+        """Every histogram, in declaration order."""
+        return list(self._histograms.values())
 
     def add(self, name: str, amount: int = 1) -> None:
         """Add ``amount`` (may be negative for a gauge) to counter ``name``."""

@@ -15,6 +15,7 @@ from iotdb_core.auth import UserStore
 from iotdb_core.bootstrap import Runtime, open_engine
 from iotdb_core.config import Settings
 from iotdb_core.deadletter import DeadLetterLog
+from iotdb_core.engine_metrics import FlushObserver
 from iotdb_core.fleet import ClientRegistry
 from iotdb_core.metrics import COUNTERS, ServiceCounters
 from iotdb_mqtt.acl import TopicAcl
@@ -83,6 +84,7 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             host, port = rest.address
             log.info("iotdb %s serving REST on %s:%d", __version__, host, port)
             log.info("web console at http://%s:%d/", host, port)
+        runtime.plugins.register(FlushObserver(counters), name="iotdb-flush-metrics")
         if settings.enable_mqtt_service:
             ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters, users.authorizer)
             router = open_router(settings, data_dir, counters)

@@ -20,12 +20,14 @@ from iotdb_core.cli import (
     plugins_cmd,
     query_cmd,
     sql_cmd,
+    status_cmd,
     user_cmd,
 )
 from iotdb_core.errors import IoTDBError
 
 CORE_SUBCOMMANDS = (
     formatters_cmd, plugins_cmd, config_cmd, user_cmd, deadletter_cmd, query_cmd, sql_cmd, export_cmd, import_cmd,
+    status_cmd,
 )
 #: Entry-point group through which other packages (the MQTT service's ``serve``) add subcommands:
 #: each entry point is a module with ``register(subparsers)``.

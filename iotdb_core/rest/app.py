@@ -24,7 +24,6 @@ import errno
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -32,10 +31,11 @@ from aiohttp import web
 from iotdb_core.auth import UserStore
 from iotdb_core.authz import AccessDenied, Privilege
 from iotdb_core.config import Settings
+from iotdb_core.engine_metrics import engine_figures, process_figures
 from iotdb_core.errors import IoTDBError
 from iotdb_core.metrics import ServiceCounters
 from iotdb_core.paths import PathError
-from iotdb_core.query import QueryError, RowLimitExceededError, UpdateResult, ast, execute, parse
+from iotdb_core.query import QueryError, UpdateResult, execute, parse
 from iotdb_core.query.errors import (
     ILLEGAL_PATH,
     METADATA_ERROR,
@@ -44,7 +44,10 @@ from iotdb_core.query.errors import (
 )
 from iotdb_core.rest import metrics
 from iotdb_core.rest.auth import Authenticator, AuthFailure
-from iotdb_core.rest.convert import SUCCESS_STATUS, dumps, result_body, status_body
+from iotdb_core.rest.convert import dumps, result_body
+from iotdb_core.rest.fastlast import FastLastRoute
+from iotdb_core.rest.grafana import GrafanaRoutes
+from iotdb_core.rest.openapi import PUBLIC_PATHS, OpenApiRoute
 from iotdb_core.rest.payloads import (
     RecordsRequest,
     RequestError,
@@ -55,6 +58,11 @@ from iotdb_core.rest.payloads import (
     sql_request,
     tablet_request,
 )
+from iotdb_core.rest.queries import EXECUTE_STATEMENT_ERROR, QUERY_STATEMENTS, StatementFailure, run_query
+from iotdb_core.rest.replies import SUCCESS as _SUCCESS
+from iotdb_core.rest.replies import Reply
+from iotdb_core.rest.replies import status as _status
+from iotdb_core.rest.v1 import RestV1Routes
 from iotdb_core.storage.errors import SchemaError, StorageError, WriteRejectedError
 from iotdb_core.storage.results import WriteResult
 
@@ -75,8 +83,6 @@ log = logging.getLogger("iotdb.rest")
 
 #: Code of a query whose result has more rows than its ``row_limit``: IoTDB REST answers QUERY_PROCESS_ERROR.
 QUERY_ROW_LIMIT_ERROR = 708
-#: A query sent to ``nonQuery`` or a write sent to ``query`` (IoTDB's EXECUTE_STATEMENT_ERROR).
-EXECUTE_STATEMENT_ERROR = 301
 #: An unexpected server-side failure (IoTDB's INTERNAL_SERVER_ERROR); the details are in the server log.
 INTERNAL_SERVER_ERROR = 305
 #: Body code of an HTTP 413 answer (no IoTDB code exists for it; the HTTP status is reused).
@@ -87,34 +93,6 @@ PRECISION_HEADER = "X-IoTDB-Timestamp-Precision"
 _PARSE_OFF_LOOP = 256 * 1024
 #: Failed points listed in an insert's error body.
 _FAILURES_SHOWN = 100
-
-_QUERY_STATEMENTS = (
-    ast.Select,
-    ast.ShowDatabases,
-    ast.ShowDevices,
-    ast.ShowTimeseries,
-    ast.CountTimeseries,
-    ast.CountDevices,
-    *ast.SECURITY_QUERIES,
-)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """An encoded response: HTTP status, JSON bytes, whether it reports success, rows returned."""
-
-    status: int
-    body: bytes
-    ok: bool = True
-    rows: int = 0
-
-
-def _status(code: int, message: str, http_status: int = 200, **extra: Any) -> Reply:
-    return Reply(http_status, dumps({**status_body(code, message), **extra}), ok=code == SUCCESS_STATUS)
-
-
-_SUCCESS = _status(SUCCESS_STATUS, "SUCCESS_STATUS")
-
 
 def _write_error(exc: Exception) -> Reply:
     """An engine exception during an insert as a status body."""
@@ -194,6 +172,10 @@ class RestService:
         application.router.add_get("/metrics", self.metrics)
         if self.console is not None:
             self.console.install(application)
+        RestV1Routes(self).register(application)
+        FastLastRoute(self).register(application)
+        GrafanaRoutes(self).register(application)
+        OpenApiRoute().register(application)
         return application
 
     def close(self) -> None:
@@ -251,7 +233,7 @@ class RestService:
     async def _auth_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if request.path != "/ping" and not (self.console is not None and self.console.serves(request.path)):
+        if request.path not in PUBLIC_PATHS and not (self.console is not None and self.console.serves(request.path)):
             request["user"] = await self.authenticator.authenticate(request.headers.get("Authorization"))
         return await handler(request)
 
@@ -301,39 +283,33 @@ class RestService:
         return self._response(await self._off_loop(self._insert_records, records, request["user"]))
 
     async def metrics(self, _request: web.Request) -> web.Response:
-        """``GET /metrics``: Prometheus text."""
-        response = web.Response(text=metrics.render(self.counters))
+        """``GET /metrics``: Prometheus text (engine figures are read on the thread pool)."""
+        text = await self._off_loop(self._render_metrics)
+        response = web.Response(text=text)
         response.headers["Content-Type"] = metrics.CONTENT_TYPE
         return response
 
     # ------------------------------------------------------------------------- work on the thread pool
 
+    def _render_metrics(self) -> str:
+        return metrics.render(self.counters, engine=engine_figures(self.engine), process=process_figures())
+
     def _run_query(self, sql: str, limit: int, user: str) -> Reply:
         try:
-            statement = parse(sql)
-            if not isinstance(statement, _QUERY_STATEMENTS):
-                return _status(
-                    EXECUTE_STATEMENT_ERROR,
-                    "EXECUTE_STATEMENT_ERROR: /rest/v2/query runs SELECT, SHOW and COUNT statements; "
-                    "send other statements to /rest/v2/nonQuery",
-                )
-            result = execute(
-                self.engine, statement, settings=self.settings, row_limit=limit, session=self.users.session(user)
-            )
-        except RowLimitExceededError as exc:
-            return _status(QUERY_ROW_LIMIT_ERROR, exc.message)
-        except QueryError as exc:
+            outcome = run_query(self.engine, self.settings, sql, limit, self.counters,
+                                session=self.users.session(user))
+        except StatementFailure as exc:
             return _status(exc.code, exc.message)
-        return Reply(200, dumps(result_body(statement, result)), rows=len(result))  # type: ignore[arg-type]
+        return Reply(200, dumps(result_body(outcome.statement, outcome.result)), rows=len(outcome.result))
 
-    def _run_non_query(self, sql: str, user: str) -> Reply:
+    def _run_non_query(self, sql: str, user: str, version: str = "v2") -> Reply:
         try:
             statement = parse(sql)
-            if isinstance(statement, _QUERY_STATEMENTS):
+            if isinstance(statement, QUERY_STATEMENTS):
                 return _status(
                     EXECUTE_STATEMENT_ERROR,
-                    "EXECUTE_STATEMENT_ERROR: /rest/v2/nonQuery does not run queries; send SELECT, SHOW and COUNT "
-                    "statements to /rest/v2/query",
+                    f"EXECUTE_STATEMENT_ERROR: /rest/{version}/nonQuery does not run queries; send SELECT, SHOW and "
+                    f"COUNT statements to /rest/{version}/query",
                 )
             outcome = execute(self.engine, statement, settings=self.settings, session=self.users.session(user))
         except QueryError as exc:

@@ -94,12 +94,15 @@ def uses_column_names(statement: ast.Statement) -> bool:
     return True
 
 
-def result_body(statement: ast.Statement, result: ResultSet | MetadataResult) -> dict[str, Any]:
-    """The v2 query response for ``result`` of ``statement``."""
+def result_body(
+    statement: ast.Statement, result: ResultSet | MetadataResult, names_key: str = "column_names"
+) -> dict[str, Any]:
+    """The v2 query response for ``result`` of ``statement``; v1 names the ``column_names`` key
+    ``columnNames`` (``names_key``), as ``iotdb_rest_v1.yaml``'s ``QueryDataSet`` does."""
     if isinstance(result, MetadataResult):
         rows = result.rows()
         values = [[_metadata_value(v) for v in column] for column in zip(*rows, strict=True)] if rows else []
-        return {"expressions": None, "column_names": list(result.columns), "timestamps": None, "values": values}
+        return {"expressions": None, names_key: list(result.columns), "timestamps": None, "values": values}
     names = list(result.columns)
     timestamps = None if result.timestamps is None else result.timestamps.tolist()
     if len(result):
@@ -110,5 +113,5 @@ def result_body(statement: ast.Statement, result: ResultSet | MetadataResult) ->
     else:
         values = []
     if uses_column_names(statement):
-        return {"expressions": None, "column_names": names, "timestamps": timestamps, "values": values}
-    return {"expressions": names, "column_names": None, "timestamps": timestamps, "values": values}
+        return {"expressions": None, names_key: names, "timestamps": timestamps, "values": values}
+    return {"expressions": names, names_key: None, "timestamps": timestamps, "values": values}

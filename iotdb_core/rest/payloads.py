@@ -19,10 +19,21 @@ from iotdb_core.datatypes import FLOAT_MAX, TSDataType
 from iotdb_core.query.errors import SEMANTIC_ERROR, SQL_PARSE_ERROR
 
 __all__ = [
+    "V1_EXPRESSION",
+    "V1_TABLET",
+    "V2_EXPRESSION",
+    "V2_TABLET",
+    "ExpressionFields",
+    "ExpressionRequest",
     "RecordsRequest",
     "RequestError",
+    "TabletFields",
     "TabletRequest",
+    "expression_request",
+    "last_request",
+    "node_request",
     "parse_json",
+    "parse_json_value",
     "query_request",
     "records_request",
     "sql_request",
@@ -85,18 +96,24 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object."""
+def parse_json_value(body: bytes, expected: str = "a JSON object") -> Any:
+    """The request body as any JSON value (``expected`` names what the endpoint takes, for the messages)."""
     if not body.strip():
-        raise RequestError("the request body is empty; send a JSON object", SQL_PARSE_ERROR)
+        raise RequestError(f"the request body is empty; send {expected}", SQL_PARSE_ERROR)
     try:
         data = ujson.loads(body)
     except (ValueError, OverflowError) as exc:
         raise RequestError(f"the request body is not valid JSON: {exc}", SQL_PARSE_ERROR) from None
-    if not isinstance(data, dict):
-        raise RequestError(f"the request body should be a JSON object, got {type(data).__name__}")
     if _SURROGATE_ESCAPE.search(body):
         _check_unicode(data, "the request body")
+    return data
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object."""
+    data = parse_json_value(body)
+    if not isinstance(data, dict):
+        raise RequestError(f"the request body should be a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -167,12 +184,12 @@ def _types(value: Any, label: str) -> list[TSDataType]:
     return out
 
 
-def _aligned(data: dict[str, Any]) -> bool:
-    value = data.get("is_aligned", False)
+def _aligned(data: dict[str, Any], name: str = "is_aligned") -> bool:
+    value = data.get(name, False)
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise RequestError(f'"is_aligned" should be true or false, got {_show(value)}')
+        raise RequestError(f'"{name}" should be true or false, got {_show(value)}')
     return value
 
 
@@ -227,27 +244,42 @@ def sql_request(data: dict[str, Any]) -> str:
     return _string(data, "sql")
 
 
-def query_request(data: dict[str, Any], default_limit: int) -> tuple[str, int]:
-    """``(sql, row_limit)`` of a ``query`` body; ``row_limit`` defaults to ``default_limit``."""
+def query_request(data: dict[str, Any], default_limit: int, limit_name: str = "row_limit") -> tuple[str, int]:
+    """``(sql, row_limit)`` of a ``query`` body; the limit (``limit_name``) defaults to ``default_limit``."""
     sql = _string(data, "sql")
-    limit = data.get("row_limit")
+    limit = data.get(limit_name)
     if limit is None:
-        limit = data.get("rowLimit")  # v1's spelling, accepted too
+        limit = data.get("rowLimit")  # v1's spelling, accepted by v2 too
     if limit is None:
         return sql, default_limit
     if not _is_int(limit) or limit <= 0:
-        raise RequestError(f'"row_limit" should be a positive integer, got {_show(limit)}')
+        raise RequestError(f'"{limit_name}" should be a positive integer, got {_show(limit)}')
     return sql, limit
 
 
-def tablet_request(data: dict[str, Any]) -> TabletRequest:
+@dataclass(frozen=True)
+class TabletFields:
+    """The names an API version gives the ``insertTablet`` fields that differ between versions."""
+
+    device: str
+    data_types: str
+    is_aligned: str
+
+
+#: REST v2 (``iotdb_rest_v2.yaml``: snake_case) and v1 (``iotdb_rest_v1.yaml``: camelCase).
+V2_TABLET = TabletFields("device", "data_types", "is_aligned")
+V1_TABLET = TabletFields("deviceId", "dataTypes", "isAligned")
+
+
+def tablet_request(data: dict[str, Any], fields: TabletFields = V2_TABLET) -> TabletRequest:
     """Validate an ``insertTablet`` body: every column as long as ``timestamps``, values of their type."""
-    device = _string(data, "device")
+    types_label = f'"{fields.data_types}"'
+    device = _string(data, fields.device)
     timestamps = _timestamps(_field(data, "timestamps"), '"timestamps"')
     measurements = _strings(_field(data, "measurements"), '"measurements"')
-    data_types = _types(_field(data, "data_types"), '"data_types"')
+    data_types = _types(_field(data, fields.data_types), types_label)
     values = _list(_field(data, "values"), '"values"')
-    aligned = _aligned(data)
+    aligned = _aligned(data, fields.is_aligned)
     if not measurements:
         raise RequestError('"measurements" should not be empty')
     if len(set(measurements)) != len(measurements):
@@ -255,7 +287,7 @@ def tablet_request(data: dict[str, Any]) -> TabletRequest:
         raise RequestError(f'"measurements" names {twice!r} twice')
     if len(data_types) != len(measurements):
         raise RequestError(
-            f'"data_types" has {len(data_types)} entries but "measurements" has {len(measurements)}'
+            f'{types_label} has {len(data_types)} entries but "measurements" has {len(measurements)}'
         )
     if len(values) != len(measurements):
         raise RequestError(
@@ -315,3 +347,79 @@ def records_request(data: dict[str, Any]) -> RecordsRequest:
             [nearest_float(v) if t is TSDataType.FLOAT else v for v, t in zip(checked, data_types, strict=True)]
         )
     return RecordsRequest(devices, timestamps, out_measurements, out_types, out_values, aligned)
+
+
+@dataclass(frozen=True)
+class ExpressionFields:
+    """The names an API version gives the Grafana expression request's fields."""
+
+    prefix_path: str
+    start_time: str
+    end_time: str
+
+
+#: ``/grafana/v1`` (``iotdb_rest_v1.yaml``, what the Grafana plugin sends) and ``/grafana/v2``
+#: (``iotdb_rest_v2.yaml``).
+V1_EXPRESSION = ExpressionFields("prefixPath", "startTime", "endTime")
+V2_EXPRESSION = ExpressionFields("prefix_path", "start_time", "end_time")
+
+
+@dataclass(frozen=True)
+class ExpressionRequest:
+    """A validated Grafana ``query/expression`` body; times in milliseconds, as Grafana sends them."""
+
+    expression: list[str]
+    prefix_path: list[str]
+    start_time: float
+    end_time: float
+    condition: str
+    control: str
+
+
+def _optional_text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RequestError(f'"{name}" should be a string, got {_show(value)}')
+    return value.strip()
+
+
+def _milliseconds(data: dict[str, Any], name: str) -> float:
+    value = _field(data, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RequestError(f'"{name}" should be a number of milliseconds since the epoch, got {_show(value)}')
+    return value
+
+
+def expression_request(data: dict[str, Any], fields: ExpressionFields = V1_EXPRESSION) -> ExpressionRequest:
+    """Validate a Grafana expression body: ``expression`` and the prefix paths non-empty lists of text, both
+    times numbers (``condition`` and ``control`` optional text)."""
+    expression = _strings(_field(data, "expression"), '"expression"')
+    prefix_path = _strings(_field(data, fields.prefix_path), f'"{fields.prefix_path}"')
+    if not expression:
+        raise RequestError('"expression" should not be empty: name at least one series or aggregate to select')
+    if not prefix_path:
+        raise RequestError(f'"{fields.prefix_path}" should not be empty: name at least one path to select from')
+    start = _milliseconds(data, fields.start_time)
+    end = _milliseconds(data, fields.end_time)
+    return ExpressionRequest(
+        expression, prefix_path, start, end, _optional_text(data, "condition"), _optional_text(data, "control")
+    )
+
+
+def node_request(value: Any) -> list[str]:
+    """Validate a Grafana ``node`` body: a JSON array of path nodes (``["root", "sg"]``)."""
+    if not isinstance(value, list):
+        raise RequestError(
+            f'the request body should be a JSON array of path nodes like ["root", "sg"], got {_show(value)}'
+        )
+    return _strings(value, "the request body")
+
+
+def last_request(data: dict[str, Any]) -> list[str]:
+    """The ``prefix_paths`` of a ``fastLastQuery`` body: the nodes of one path (``["root", "sg", "d1"]``)."""
+    nodes = _strings(_field(data, "prefix_paths"), '"prefix_paths"')
+    if not nodes:
+        raise RequestError('"prefix_paths" should not be empty: give the nodes of a path, like ["root", "sg"]')
+    return nodes

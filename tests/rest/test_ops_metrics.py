@@ -1,0 +1,212 @@
+"""Operations figures of a real ``iotdb serve``: ``/metrics`` (engine, latency histograms, process) moving after
+MQTT publishes (paho-mqtt, QoS 1) and flushes, parsed by ``prometheus_client``'s parser, and ``iotdb status``."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from iotdb_core.testing.server import ServerProcess
+
+from .conftest import TIMEOUT, RestClient, start_rest_server, stop_server
+
+Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT * 2) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Memtables flushed after a second; two files of a level are merged into the next."""
+    process = start_rest_server(
+        tmp_path_factory.mktemp("ops"), memtable_flush_interval_in_ms=1000, compaction_files_per_level=2,
+    )
+    yield process
+    stop_server(process)
+    assert "Traceback" not in process.output, process.output
+
+
+@pytest.fixture(scope="module")
+def rest(server: ServerProcess) -> RestClient:
+    return RestClient(server)
+
+
+@pytest.fixture
+def publisher(server: ServerProcess) -> Iterator[mqtt.Client]:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ops-metrics", protocol=mqtt.MQTTv311)
+    client.username_pw_set("root", "root")
+    client.connect(server.host, server.port, keepalive=30)
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish(client: mqtt.Client, device: str, count: int, start: int = 0) -> None:
+    infos = [
+        client.publish("ops/data", json.dumps(
+            {"device": device, "timestamp": start + index, "measurements": ["v", "w"], "values": [index, 1.5]}
+        ).encode(), qos=1)
+        for index in range(count)
+    ]
+    for info in infos:
+        info.wait_for_publish(TIMEOUT)
+        assert info.is_published()
+
+
+def scrape(rest: RestClient) -> tuple[Metrics, str]:
+    """Every sample of ``/metrics`` by (name, labels), after a strict parse."""
+    reply = rest.request("GET", "/metrics")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = reply.text
+    typed = {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+    for line in text.splitlines():  # every sample belongs to a family declared just by HELP and TYPE
+        if line and not line.startswith("#"):
+            name = line.split("{")[0].split(" ")[0]
+            assert name in typed or name.rsplit("_", 1)[0] in typed, line
+    samples: Metrics = {}
+    for family in text_string_to_metric_families(text):
+        assert family.documentation, family.name
+        for sample in family.samples:
+            assert isinstance(sample, Sample)
+            assert not math.isnan(sample.value), sample
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples, text
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float:
+    """A sample by its exposed name; the parser names a counter's sample ``<name>_total``."""
+    key = tuple(sorted(labels.items()))
+    return metrics[(name, key)] if (name, key) in metrics else metrics[(name + "_total", key)]
+
+
+def test_engine_figures_move_after_publishes_and_flushes(rest: RestClient, publisher: mqtt.Client) -> None:
+    before, text = scrape(rest)
+    assert "# TYPE iotdb_wal_bytes gauge" in text
+    assert "# TYPE iotdb_tsfiles gauge" in text
+    assert "# TYPE iotdb_query_duration_seconds histogram" in text
+    flushes = value(before, "iotdb_engine_flushes_total")
+    assert value(before, "iotdb_data_dir_total_bytes") >= value(before, "iotdb_data_dir_free_bytes") > 0
+
+    publish(publisher, "root.ops.d1", 40)
+    now, _ = scrape(rest)
+    assert value(now, "iotdb_wal_bytes") > 0
+    assert value(now, "iotdb_wal_segments") >= 1
+
+    def flushed(times: float) -> Callable[[], bool]:
+        return lambda: value(scrape(rest)[0], "iotdb_engine_flushes_total") >= flushes + times
+
+    assert wait_until(flushed(1)), scrape(rest)[1]
+    after, _ = scrape(rest)
+    assert value(after, "iotdb_engine_flushed_points_total") - value(before, "iotdb_engine_flushed_points_total") >= 80
+    assert value(after, "iotdb_engine_flushed_bytes_total") > value(before, "iotdb_engine_flushed_bytes_total")
+    files = sum(v for (name, _labels), v in after.items() if name == "iotdb_tsfiles")
+    size = sum(v for (name, _labels), v in after.items() if name == "iotdb_tsfile_bytes")
+    assert files >= 1 and size > 0
+
+    # a second flush makes two level-0 files, which compaction merges into one file of level 1
+    publish(publisher, "root.ops.d1", 40, start=1000)
+    assert wait_until(flushed(2)), scrape(rest)[1]
+
+    def compacted() -> bool:
+        return scrape(rest)[0].get(("iotdb_tsfiles", (("level", "1"),)), 0) >= 1
+
+    assert wait_until(compacted), scrape(rest)[1]
+    assert rest.query("SELECT count(v) FROM root.ops.d1")["values"] == [[80]]
+
+
+def test_query_latency_histogram_counts_rest_queries(rest: RestClient) -> None:
+    rest.query("SELECT count(v) FROM root.ops.**")
+    before, _ = scrape(rest)
+    key = ("iotdb_query_duration_seconds_count", (("surface", "rest"),))
+    count = before.get(key, 0)
+    rest.query("SELECT * FROM root.ops.**")
+    rest.request("POST", "/rest/v1/query", {"sql": "SHOW DEVICES"})
+    rest.request("POST", "/grafana/v1/query/expression",
+                 {"expression": ["v"], "prefixPath": ["root.ops.d1"], "startTime": 0, "endTime": 10})
+    rest.request("POST", "/rest/v2/query", {"sql": "SELEC"})  # a failed query is timed too
+    after, _ = scrape(rest)
+    assert after[key] == count + 4
+    buckets = sorted(((float(dict(labels)["le"]), v) for (name, labels), v in after.items()
+                      if name == "iotdb_query_duration_seconds_bucket"), key=lambda item: item[0])
+    assert [bound for bound, _ in buckets][-1] == math.inf
+    assert all(a[1] <= b[1] for a, b in itertools.pairwise(buckets))  # cumulative
+    assert buckets[-1][1] == after[key]
+    assert after[("iotdb_query_duration_seconds_sum", (("surface", "rest"),))] > 0
+
+
+def test_process_figures(rest: RestClient, server: ServerProcess) -> None:
+    metrics, _ = scrape(rest)
+    assert value(metrics, "process_resident_memory_bytes") > 10 * 2**20
+    assert value(metrics, "process_cpu_seconds_total") > 0
+    assert value(metrics, "process_open_fds") >= 3
+    started = value(metrics, "process_start_time_seconds")
+    assert time.time() - 600 < started <= time.time()
+    before = value(metrics, "process_cpu_seconds_total")
+    for _ in range(20):
+        rest.query("SELECT * FROM root.ops.**")
+    assert value(scrape(rest)[0], "process_cpu_seconds_total") >= before
+
+
+def status(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "iotdb_core.cli.main", "status", *args],
+                          capture_output=True, text=True, timeout=TIMEOUT * 3, check=False)
+
+
+def test_iotdb_status_prints_the_figures(rest: RestClient, publisher: mqtt.Client) -> None:
+    publish(publisher, "root.ops.st", 5)
+    rest.query("SELECT * FROM root.ops.st")
+    metrics, _ = scrape(rest)
+    done = status("--url", rest.base)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for heading in ("Process", "Engine", "MQTT", "REST", "Query latency"):
+        assert f"\n{heading}\n" in out, out
+    assert f"iotdb server at {rest.base}" in out
+    assert "resident memory" in out and "MiB" in out
+    assert "TsFiles level" in out and "disk free" in out
+
+    def row(label: str) -> list[str]:
+        """The words after ``label`` on its line of the tables."""
+        found = [line[len(label):].split() for line in out.splitlines() if line.startswith(label + "  ")]
+        assert len(found) == 1, (label, out)
+        return found[0]
+
+    # counters only grow: what status shows is at least what the scrape before it saw
+    assert int(row("flushes")[0].replace(",", "")) >= value(metrics, "iotdb_engine_flushes_total")
+    assert row("flushes")[1].startswith("(") and row("flushes")[2] == "points,"
+    assert int(row("publishes received")[0].replace(",", "")) >= value(metrics, "iotdb_mqtt_publishes_received") >= 5
+    latency = out.split("Query latency\n", 1)[1].splitlines()
+    assert latency[0].split() == ["service", "queries", "mean", "p50", "p90", "p99"]
+    assert latency[1].split()[0] == "rest"
+    assert int(latency[1].split()[1].replace(",", "")) >= 1
+
+
+def test_iotdb_status_errors_are_one_line(rest: RestClient, tmp_path: Path) -> None:
+    wrong = status("--url", rest.base, "-pw", "wrong")
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip() == f"iotdb status: error: {rest.base}/metrics answered HTTP 401: wrong user or password"
+    unreachable = status("--url", "http://127.0.0.1:9", "--timeout", "2")
+    assert unreachable.returncode == 2
+    assert "cannot reach http://127.0.0.1:9/metrics" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr + wrong.stderr
+    assert len(unreachable.stderr.strip().splitlines()) == 1
