@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from iotdb_mqtt.codec.reason_codes import ReasonCode
 from iotdb_mqtt.ingest import IngestedBatch, PublishOutcome
 from iotdb_mqtt.protocol import Batch, ServerSession
 
@@ -66,6 +68,18 @@ class MqttConnection(asyncio.Protocol):
             self._bytes_sent += len(data)
             if self._bytes_sent >= _BYTES_SENT_REPORT:
                 self._report_bytes_sent()
+
+    def sync_sessions(self, done: Callable[[], None]) -> None:
+        future = self.server.sync_sessions()
+        future.add_done_callback(lambda finished: self._sessions_synced(finished, done))
+
+    def _sessions_synced(self, finished: asyncio.Future[None], done: Callable[[], None]) -> None:
+        if not finished.cancelled() and finished.exception() is not None:
+            # The session log refuses further writes once a write failed: nothing more is acknowledged.
+            error = finished.exception()
+            self.session.close_for(ReasonCode.UNSPECIFIED_ERROR, f"the session log could not be written: {error}")
+            return
+        done()
 
     def report_counters(self) -> None:
         self._report_bytes_sent()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -136,6 +137,18 @@ class Output(Protocol):
     def report_counters(self) -> None:
         """Add what the connection counted locally (bytes sent) to the shared counters."""
 
+    def sync_sessions(self, done: Callable[[], None]) -> None:
+        """Make the session log durable (:meth:`Router.sync`) off the event loop, then call ``done`` on it."""
+
+
+@dataclass(slots=True)
+class _Durable:
+    """A durable batch waiting to be acknowledged; ``synced`` once the session log holds its routed copies."""
+
+    batch: Batch
+    outcomes: list[PublishOutcome]
+    synced: bool = True
+
 
 @dataclass(slots=True)
 class Batch:
@@ -181,7 +194,7 @@ class ServerSession:
         self._writing = False
         self._durability_waits = 0
         #: Durable batches not acknowledged yet: the first holds a resend whose first write is unfinished.
-        self._durable_batches: deque[tuple[Batch, list[PublishOutcome]]] = deque()
+        self._durable_batches: deque[_Durable] = deque()
         self._awaited: FirstWrite | None = None
         self._paused = False
         #: In flight for Receive Maximum: QoS 1 publishes without PUBACK, QoS 2 ids without PUBCOMP (or a
@@ -554,11 +567,18 @@ class ServerSession:
                 first_write.settle(outcomes[index])
         router = self.host.router
         route_all(router, batch.publishes, self.client_id)
-        router.sync()  # what was queued for persistent sessions is durable before the publisher hears back
         if not self.closed:
-            self._durable_batches.append((batch, outcomes))
+            durable = _Durable(batch, outcomes)
+            self._durable_batches.append(durable)
+            if router.needs_sync:
+                # What was queued for persistent sessions is made durable (off the event loop) before the
+                # publisher hears back.
+                durable.synced = False
+                self.output.sync_sessions(lambda: self._synced(durable))
             self._acknowledge_durable()
             self._close_if_disconnected()
+        elif router.needs_sync:
+            self.output.sync_sessions(lambda: None)
         self.host.batch_done(self)
 
     def _write_failed(self, batch: Batch, error: BaseException) -> None:
@@ -577,15 +597,24 @@ class ServerSession:
             self._submit()  # what arrived later (a will, QoS 0 data) still gets its chance
         self.host.batch_done(self)
 
+    def _synced(self, durable: _Durable) -> None:
+        durable.synced = True
+        self._acknowledge_durable()
+        self._close_if_disconnected()
+        self.host.batch_done(self)
+
     def _acknowledge_durable(self) -> None:
-        """Acknowledge the durable batches in order, stopping at one whose resend waits for its first write."""
+        """Acknowledge the durable batches in order, stopping at one not synced yet or whose resend waits for its
+        first write."""
         queue = self._durable_batches
         while queue:
-            batch, outcomes = queue[0]
-            if batch.first_writes and not self._settle_resends(batch, outcomes):
+            head = queue[0]
+            if not head.synced:
+                return
+            if head.batch.first_writes and not self._settle_resends(head.batch, head.outcomes):
                 return
             queue.popleft()
-            self._acknowledge(batch.publishes, outcomes)
+            self._acknowledge(head.batch.publishes, head.outcomes)
 
     def _settle_resends(self, batch: Batch, outcomes: list[PublishOutcome]) -> bool:
         """Give each resend in ``batch`` the outcome of its first write; False while one of them is unfinished.

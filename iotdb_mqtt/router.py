@@ -162,6 +162,11 @@ class Router:
             queue.restore(Outgoing(message, queued.qos, queued.retain, ids, message_id=queued.message_id))
         self._sessions[stored.client_id] = session
 
+    @property
+    def needs_sync(self) -> bool:
+        """True when something was logged for persistent sessions since the last :meth:`sync`."""
+        return self._unsynced
+
     def sync(self) -> None:
         """Make everything logged for persistent sessions durable (one fsync), if anything was."""
         if self._unsynced and self._log is not None:

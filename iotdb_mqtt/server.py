@@ -260,6 +260,10 @@ class MqttServer:
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self.durability_executor, ingested.wait_durable)
 
+    def sync_sessions(self) -> asyncio.Future[None]:
+        """Make the persistent sessions' log durable on the durability thread, after the fsyncs queued there."""
+        return asyncio.get_running_loop().run_in_executor(self.durability_executor, self.router.sync)
+
     def batch_done(self, connection: ServerSession) -> None:
         """Wake :meth:`stop` when the last batch finished."""
         if not connection.has_work():

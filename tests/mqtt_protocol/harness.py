@@ -3,6 +3,7 @@ output port that records every action, so protocol rules are checked determinist
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,8 @@ class Output:
     auth: list[tuple[str | None, bytes | None]] = field(default_factory=list)
     submitted: list[Batch] = field(default_factory=list)
     awaiting: list[tuple[Batch, IngestedBatch]] = field(default_factory=list)
+    host_router: Router | None = None
+    syncs: int = 0
 
     def send(self, data: bytes) -> None:
         self.sent += data
@@ -93,6 +96,11 @@ class Output:
     def report_counters(self) -> None:
         pass
 
+    def sync_sessions(self, done: Callable[[], None]) -> None:
+        self.syncs += 1
+        self.host_router.sync()
+        done()
+
 
 class Client:
     """One client's view: a session, its output, and the packets it received."""
@@ -100,7 +108,7 @@ class Client:
     def __init__(self, host: Host, level: int = 5) -> None:
         self.host = host
         self.level = level
-        self.output = Output()
+        self.output = Output(host_router=host.router)
         self.session = ServerSession(host, self.output, peer="test")  # type: ignore[arg-type]
         self.reader = PacketReader(level)
         self._read = 0
