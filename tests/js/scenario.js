@@ -34,6 +34,22 @@ globalThis.runMqttScenario = async function runMqttScenario(mqtt, options) {
         }
       }
     },
+
+    // Subscribe to options.filter at options.subscribeQos, publish options.messages, and record every message
+    // delivered (topic, payload, QoS, retain flag) until options.messages.length arrived or 10 s passed.
+    async echo(client) {
+      result.deliveries = [];
+      const arrived = new Promise((resolve) => {
+        client.on('message', (topic, payload, packet) => {
+          result.deliveries.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain });
+          if (result.deliveries.length >= options.messages.length) resolve();
+        });
+      });
+      const granted = await client.subscribeAsync(options.filter, { qos: options.subscribeQos });
+      result.granted = granted.map((entry) => entry.qos);
+      await SCENARIOS.publish(client);
+      await Promise.race([arrived, closed, new Promise((resolve) => setTimeout(resolve, 10000))]);
+    },
   };
 
   const scenario = SCENARIOS[options.scenario];

@@ -82,3 +82,17 @@ def test_mqttjs_publish_over_the_packet_limit_gets_disconnect_0x95(start_server:
     assert [entry["error"] for entry in report["published"]] == [None]
     assert_healthy(server)
     assert stop_and_read(server, S1)[S1] == {1: 1.5}
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+@pytest.mark.parametrize("version", [4, 5], ids=["v311", "v5"])
+def test_mqttjs_subscribes_and_receives_what_it_publishes(server: ServerProcess, transport: str,
+                                                          version: int) -> None:
+    messages = [{"topic": f"js/echo/{t}", "payload": f"m{t}", "qos": t % 3} for t in range(6)]
+    report = run_mqttjs("echo", url_of(server, transport), protocolVersion=version, clientId=f"js-echo-{transport}",
+                        username="root", password="root", messages=messages, filter="js/echo/+", subscribeQos=1)
+    assert report["error"] is None, report
+    assert report["granted"] == [1]
+    delivered = sorted((d["topic"], d["payload"], d["qos"], d["retain"]) for d in report["deliveries"])
+    assert delivered == [(f"js/echo/{t}", f"m{t}", min(t % 3, 1), False) for t in range(6)]
+    assert_healthy(server)
