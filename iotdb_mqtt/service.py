@@ -38,6 +38,7 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
     executor = ThreadPoolExecutor(settings.mqtt_handler_pool_size, thread_name_prefix="iotdb-ingest")
     server: MqttServer | None = None
     rest: Any = None
+    rpc: Any = None
     try:
         users = UserStore.open(data_dir)
         counters = ServiceCounters(COUNTERS)
@@ -50,6 +51,13 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             await rest.start()
             host, port = rest.address
             log.info("iotdb %s serving REST on %s:%d", __version__, host, port)
+        if settings.enable_rpc_service:
+            from iotdb_core.rpc import RpcServer  # noqa: PLC0415 - thrift only when serving RPC
+
+            rpc = RpcServer(engine, settings, users)
+            await rpc.start()
+            host, port = rpc.address
+            log.info("iotdb %s serving RPC on %s:%d", __version__, host, port)
         if settings.enable_mqtt_service:
             ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters)
             server = MqttServer(settings, ingestor, users, counters, executor)
@@ -67,6 +75,8 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             loop.remove_signal_handler(signum)
         if rest is not None:
             await rest.stop()
+        if rpc is not None:
+            await rpc.stop()
         if server is not None:
             await server.stop()
         executor.shutdown(wait=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 _LISTENING = re.compile(r"serving MQTT on ([\d.]+):(\d+)")
 _WITHOUT_MQTT = re.compile(r"running without MQTT")
 _REST_LISTENING = re.compile(r"serving REST on ([\w.:-]+):(\d+)")
+_RPC_LISTENING = re.compile(r"serving RPC on ([\w.:-]+):(\d+)")
 
 
 class ServerProcess:
@@ -24,7 +25,8 @@ class ServerProcess:
     0 so the operating system picks a free port, which is read back from the startup log line.
     With ``enable_rest_service=true`` the REST port (``rest_service_port`` also defaults to 0 here) is read
     back the same way into :attr:`rest_port` (:attr:`rest_url` is its base URL), and :meth:`start` waits for
-    both services. Output is collected in :attr:`output` (stdout and stderr interleaved).
+    both services. The native RPC service (on by default; ``rpc_port`` defaults to 0 here) is read back into
+    :attr:`rpc_port` and waited for likewise. Output is collected in :attr:`output` (stdout and stderr interleaved).
     """
 
     def __init__(self, directory: Path, properties: Mapping[str, object] | None = None,
@@ -36,12 +38,17 @@ class ServerProcess:
         settings: dict[str, object] = {
             "mqtt_host": "127.0.0.1", "mqtt_port": 0, "data_dir": self.data_dir,
             "rest_service_host": "127.0.0.1", "rest_service_port": 0,
+            "rpc_address": "127.0.0.1", "rpc_port": 0,
         }
         settings.update(properties or {})
         self.config_path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         self.env = {**os.environ, **(env or {})}
         enabled = self.env.get("IOTDB_ENABLE_REST_SERVICE", str(settings.get("enable_rest_service", "false")))
         self.rest_enabled = enabled.strip().lower() == "true"
+        rpc_enabled = self.env.get("IOTDB_ENABLE_RPC_SERVICE", str(settings.get("enable_rpc_service", "true")))
+        self.rpc_enabled = rpc_enabled.strip().lower() == "true"
+        self.rpc_host = "127.0.0.1"
+        self.rpc_port = 0
         self.host = "127.0.0.1"
         self.port = 0
         self.rest_host = "127.0.0.1"
@@ -66,11 +73,16 @@ class ServerProcess:
         )
         listening = threading.Event()
         rest_listening = threading.Event()
+        rpc_listening = threading.Event()
         if not self.rest_enabled:
             rest_listening.set()
-        threading.Thread(target=self._pump, args=(self.process, listening, rest_listening), daemon=True).start()
+        if not self.rpc_enabled:
+            rpc_listening.set()
+        threading.Thread(
+            target=self._pump, args=(self.process, listening, rest_listening, rpc_listening), daemon=True
+        ).start()
         deadline = time.monotonic() + timeout
-        while not (listening.wait(0.05) and rest_listening.is_set()):
+        while not (listening.wait(0.05) and rest_listening.is_set() and rpc_listening.is_set()):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"iotdb serve did not start:\n{self.output}")
@@ -82,7 +94,7 @@ class ServerProcess:
         return f"http://{self.rest_host}:{self.rest_port}"
 
     def _pump(self, process: subprocess.Popen[str], listening: threading.Event,
-              rest_listening: threading.Event) -> None:
+              rest_listening: threading.Event, rpc_listening: threading.Event) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             with self._lock:
@@ -97,6 +109,10 @@ class ServerProcess:
             if rest:
                 self.rest_host, self.rest_port = rest.group(1), int(rest.group(2))
                 rest_listening.set()
+            rpc = _RPC_LISTENING.search(line)
+            if rpc:
+                self.rpc_host, self.rpc_port = rpc.group(1), int(rpc.group(2))
+                rpc_listening.set()
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         """Send ``signum`` and wait for the exit code."""
