@@ -325,9 +325,11 @@ class ConnectionHandler(generated.Iface):
 
         return self._status_call(req.sessionId, create)
 
-    def _status_of(self, call: Callable[[], Any]) -> TSStatus:
+    def _create_status(self, session: ClientSession, path: Any, data_type: Any, encoding: Any,
+                       compressor: Any) -> TSStatus:
+        """One series of a multi-series create: its own status, so one failure does not hide the others."""
         try:
-            call()
+            self._create_series(session, path, data_type, encoding, compressor)
         except Exception as exc:
             return st.from_exception(exc)
         return st.success()
@@ -435,6 +437,20 @@ class ConnectionHandler(generated.Iface):
 
         return self._guard(req.sessionId, run, _resp)
 
+    def _query_session(self, req: Any) -> Any:
+        """The session of a fetch or close: the one on this connection holding ``req.queryId``.
+
+        The apache-iotdb client sends its statement id in ``sessionId`` on these calls (and IoTDB, which binds
+        a session to its connection, ignores the field), so the query id decides; a connection without an
+        open session is answered NOT_LOGIN.
+        """
+        for session in self.sessions.values():
+            if req.queryId in session.queries:
+                return session.session_id
+        if req.sessionId in self.sessions:
+            return req.sessionId
+        return next(iter(self.sessions), None)
+
     def fetchResultsV2(self, req: Any) -> TSFetchResultsResp:
         def fetch(session: ClientSession) -> TSFetchResultsResp:
             pages = session.queries.get(req.queryId)
@@ -450,7 +466,7 @@ class ConnectionHandler(generated.Iface):
             return TSFetchResultsResp(status=st.success(), hasResultSet=bool(blocks), isAlign=True,
                                       queryResult=blocks, moreData=pages.more)
 
-        return self._guard(req.sessionId, fetch,
+        return self._guard(self._query_session(req), fetch,
                            lambda status: TSFetchResultsResp(status=status, hasResultSet=False, isAlign=True,
                                                              moreData=False))
 
@@ -460,7 +476,7 @@ class ConnectionHandler(generated.Iface):
                 session.queries.pop(req.queryId, None)
             return st.success()
 
-        return self._status_call(req.sessionId, close)
+        return self._status_call(self._query_session(req), close)
 
     def cancelOperation(self, req: Any) -> TSStatus:
         return self.closeOperation(req)
