@@ -5,7 +5,7 @@ Workloads (targets from issue 10):
   tablet   ``Session.insert_tablet`` of a ``NumpyTablet`` with 10 DOUBLE columns x 10,000 rows per call, the server
            in ``wal_mode=SYNC`` (each call returns once its points are fsynced). Target >= 3,000,000 points/s.
   records  ``Session.insert_records`` of 1,000 single-row records per call (10 DOUBLE measurements each, spread
-           over 100 devices), SYNC. Target >= 300,000 points/s.
+           round-robin over --devices devices: 10, then 100), SYNC. Target >= 300,000 points/s.
   query    ``execute_query_statement("SELECT * FROM root.bq.d1").todf()`` of 1,000,000 points (100,000 rows x 10
            DOUBLE columns), fetched in TsBlocks of the client's default fetch size (5,000 rows). Target >= 2,000,000
            points/s.
@@ -77,7 +77,7 @@ def _report(name: str, points_per_call: int, walls: list[float], wall: float, cl
         "best_points_per_s": round(max(rates)), "median_points_per_s": round(statistics.median(rates)),
         "client_share": round(client / wall, 3), "server_cpu_share": round(server / wall, 3),
     }
-    print(f"{name:8s} overall {result['overall_points_per_s']:>12,} points/s   best {result['best_points_per_s']:>12,}"
+    print(f"{name:26s} overall {result['overall_points_per_s']:>12,} points/s   best {result['best_points_per_s']:>12,}"
           f"   median {result['median_points_per_s']:>12,}   client share {result['client_share']:.0%}"
           f"   server CPU {result['server_cpu_share']:.0%} of wall")
     return result
@@ -98,10 +98,10 @@ def bench_tablet(server: ServerProcess, session: Session, calls: int) -> dict[st
     return _report("tablet", COLUMNS * TABLET_ROWS, *_timed(server, work))
 
 
-def bench_records(server: ServerProcess, session: Session, calls: int) -> dict[str, Any]:
+def bench_records(server: ServerProcess, session: Session, calls: int, device_count: int) -> dict[str, Any]:
     names = [f"s{i}" for i in range(COLUMNS)]
     types = [TSDataType.DOUBLE] * COLUMNS
-    devices = [f"root.br.d{i % RECORD_DEVICES}" for i in range(RECORDS_PER_CALL)]
+    devices = [f"root.br{device_count}.d{i % device_count}" for i in range(RECORDS_PER_CALL)]
     measurements = [names] * RECORDS_PER_CALL
     kinds = [types] * RECORDS_PER_CALL
     row = [float(i) for i in range(COLUMNS)]
@@ -113,7 +113,7 @@ def bench_records(server: ServerProcess, session: Session, calls: int) -> dict[s
 
     call(calls)  # warm-up
     work = [lambda i=i: call(i) for i in range(calls)]
-    return _report("records", COLUMNS * RECORDS_PER_CALL, *_timed(server, work))
+    return _report(f"records over {device_count} devices", COLUMNS * RECORDS_PER_CALL, *_timed(server, work))
 
 
 def bench_query(server: ServerProcess, session: Session, repeat: int) -> dict[str, Any]:
@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workload", choices=("tablet", "records", "query", "all"), default="all")
     parser.add_argument("--calls", type=int, default=30, help="timed insert calls per workload (default 30)")
     parser.add_argument("--repeat", type=int, default=5, help="timed queries (default 5)")
+    parser.add_argument("--devices", type=int, nargs="+", default=[10, RECORD_DEVICES],
+                        help=f"devices the records of a call are spread over, one run each (default 10 {RECORD_DEVICES})")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     results = []
@@ -150,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                 if args.workload in ("tablet", "all"):
                     results.append(bench_tablet(server, session, args.calls))
                 if args.workload in ("records", "all"):
-                    results.append(bench_records(server, session, args.calls))
+                    for device_count in args.devices:
+                        results.append(bench_records(server, session, args.calls, device_count))
                 if args.workload in ("query", "all"):
                     results.append(bench_query(server, session, args.repeat))
             finally:

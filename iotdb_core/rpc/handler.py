@@ -235,8 +235,15 @@ class ConnectionHandler(generated.Iface):
                                         f"{len(raw or [])} values")
                 values_list.append(list(raw))
                 types_list.append(None)
-        result = self.engine.insert_records(devices, timestamps, [list(m) for m in measurements], values_list,
-                                            types_list)
+        measurements_list = [list(m) for m in measurements]
+        if len(set(devices)) > 1:
+            # One device's records side by side (a stable sort keeps their order, so the last write of a
+            # timestamp still wins): long runs of a device are validated column by column by the engine.
+            order = sorted(range(len(devices)), key=devices.__getitem__)
+            devices, timestamps = [devices[i] for i in order], [timestamps[i] for i in order]
+            measurements_list = [measurements_list[i] for i in order]
+            values_list, types_list = [values_list[i] for i in order], [types_list[i] for i in order]
+        result = self.engine.insert_records(devices, timestamps, measurements_list, values_list, types_list)
         return self._wrote(result, what)
 
     def insertRecord(self, req: Any) -> TSStatus:
