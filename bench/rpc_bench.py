@@ -139,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=30, help="timed insert calls per workload (default 30)")
     parser.add_argument("--repeat", type=int, default=5, help="timed queries (default 5)")
     parser.add_argument("--devices", type=int, nargs="+", default=[10, RECORD_DEVICES],
-                        help=f"devices the records of a call are spread over, one run each (default 10 {RECORD_DEVICES})")
+                        help=f"devices the records of a call are spread over, one run each (default 10 "
+                        f"{RECORD_DEVICES})")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     results = []
