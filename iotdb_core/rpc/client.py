@@ -124,7 +124,7 @@ class RpcClient:
         request = TSExecuteStatementReq(self.session_id, sql, self.statement_id, self.fetch_size)
         response = self._call(self._client.executeStatementV2, request)
         _check(response.status)
-        if not response.columns:
+        if response.queryId is None:  # the server keeps a query id only for statements that return rows
             return None
         types = [TSDataType.parse(name) for name in response.dataTypeList]
         blocks = list(self._blocks(response))
