@@ -16,7 +16,9 @@ value and what was expected, before anything is written.
 
 from __future__ import annotations
 
+import operator
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,8 +180,52 @@ def _bitmaps(
     return masks
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The layout of a record buffer holding only fixed-width values: where its type codes are, and which."""
+
+    codes_at: Callable[[bytes], tuple[int, ...]]
+    codes: tuple[int, ...]
+    values: struct.Struct
+    kinds: tuple[TSDataType, ...]
+
+
+#: Layouts seen, by (value count, buffer length, first type code); a client sending records of one shape
+#: (the usual case) has each decoded by one ``struct.unpack`` after a check of its type codes.
+_LAYOUTS: dict[tuple[int, int, int], _Layout] = {}
+_LAYOUTS_KEPT = 256
+_FORMAT = {TSDataType.BOOLEAN: "?", TSDataType.INT32: "i", TSDataType.INT64: "q", TSDataType.FLOAT: "f",
+           TSDataType.DOUBLE: "d"}
+
+
 def decode_record(where: str, count: int, values: bytes) -> tuple[list[Any], list[TSDataType | None]]:
     """Decode an ``insertRecord`` value buffer of ``count`` typed values (None for Java's TYPE_NULL)."""
+    key = (count, len(values), values[0] if values else -1)
+    layout = _LAYOUTS.get(key)
+    if layout is not None and count > 0 and layout.codes_at(values) == layout.codes:
+        return list(layout.values.unpack(values)), list(layout.kinds)
+    decoded, kinds = _decode_record(where, count, values)
+    if count > 0 and len(_LAYOUTS) < _LAYOUTS_KEPT and all(
+        kind is not None and kind is not TSDataType.TEXT for kind in kinds
+    ):
+        _LAYOUTS[key] = _layout(values, kinds)  # type: ignore[arg-type]
+    return decoded, kinds
+
+
+def _layout(values: bytes, kinds: list[TSDataType]) -> _Layout:
+    positions: list[int] = []
+    offset = 0
+    for kind in kinds:
+        positions.append(offset)
+        offset += 1 + _RECORD_VALUE[kind].size
+    getter = operator.itemgetter(*positions)
+    codes_at: Callable[[bytes], tuple[int, ...]] = (
+        getter if len(positions) > 1 else lambda buffer: (getter(buffer),))  # type: ignore[assignment]
+    fmt = ">" + "".join("x" + _FORMAT[kind] for kind in kinds)
+    return _Layout(codes_at, codes_at(values), struct.Struct(fmt), tuple(kinds))
+
+
+def _decode_record(where: str, count: int, values: bytes) -> tuple[list[Any], list[TSDataType | None]]:
     view = memoryview(values)
     offset = 0
     out: list[Any] = []
