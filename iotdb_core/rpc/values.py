@@ -220,7 +220,7 @@ def _layout(values: bytes, kinds: list[TSDataType]) -> _Layout:
         offset += 1 + _RECORD_VALUE[kind].size
     getter = operator.itemgetter(*positions)
     codes_at: Callable[[bytes], tuple[int, ...]] = (
-        getter if len(positions) > 1 else lambda buffer: (getter(buffer),))  # type: ignore[assignment]
+        getter if len(positions) > 1 else lambda buffer: (getter(buffer),))
     fmt = ">" + "".join("x" + _FORMAT[kind] for kind in kinds)
     return _Layout(codes_at, codes_at(values), struct.Struct(fmt), tuple(kinds))
 
