@@ -14,7 +14,8 @@ Each workload runs --calls calls (tablet, records) or --repeat queries after one
 rates are reported. "client share" is the CPU time the benchmark (client) process used divided by the wall time
 of the timed calls; "server CPU" is the server process's CPU time over the same interval (from /proc).
 
-Usage: python bench/rpc_bench.py [--workload tablet|records|query|all] [--calls N] [--repeat N] [--json FILE]
+Usage: python bench/rpc_bench.py [--workload tablet|records|query|all] [--calls N] [--repeat N]
+                                 [--devices N ...] [--wal-mode SYNC|ASYNC] [--json FILE]
 """
 
 from __future__ import annotations
@@ -141,11 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, nargs="+", default=[10, RECORD_DEVICES],
                         help=f"devices the records of a call are spread over, one run each (default 10 "
                         f"{RECORD_DEVICES})")
+    parser.add_argument("--wal-mode", choices=("SYNC", "ASYNC"), default="SYNC",
+                        help="the server's wal_mode (default SYNC, the target's; ASYNC shows the cost without fsync)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     results = []
     with tempfile.TemporaryDirectory(prefix="rpc-bench-") as directory:
-        server = ServerProcess(Path(directory), properties={"wal_mode": "SYNC"}).start(timeout=60)
+        server = ServerProcess(Path(directory), properties={"wal_mode": args.wal_mode}).start(timeout=60)
         try:
             session = Session(server.rpc_host, server.rpc_port, "root", "root", zone_id="UTC")
             session.open(False)
