@@ -8,17 +8,8 @@ from __future__ import annotations
 
 from iotdb.thrift.common.ttypes import TSStatus
 
-from iotdb_core.errors import IoTDBError
-from iotdb_core.paths import PathError
 from iotdb_core.query import QueryError
-from iotdb_core.query.errors import (
-    ILLEGAL_PATH,
-    METADATA_ERROR,
-    SEMANTIC_ERROR,
-    STORAGE_ENGINE_ERROR,
-    WRITE_PROCESS_REJECT,
-)
-from iotdb_core.storage.errors import SchemaError, StorageError, WriteRejectedError
+from iotdb_core.query.errors import METADATA_ERROR, SEMANTIC_ERROR, write_error_code
 from iotdb_core.storage.results import WriteResult
 
 SUCCESS_STATUS = 200
@@ -64,16 +55,11 @@ def from_exception(exc: Exception) -> TSStatus:
         return status(exc.code, exc.message)
     if isinstance(exc, QueryError):
         return status(exc.code, exc.message)
-    if isinstance(exc, WriteRejectedError):
-        return status(WRITE_PROCESS_REJECT, str(exc))
-    if isinstance(exc, SchemaError):
-        return status(METADATA_ERROR, str(exc))
-    if isinstance(exc, PathError):
-        return status(ILLEGAL_PATH, str(exc))
+    code = write_error_code(exc)
+    if code is not None:
+        return status(code, str(exc))
     if isinstance(exc, ValueError):
         return status(SEMANTIC_ERROR, str(exc))
-    if isinstance(exc, (StorageError, IoTDBError)):
-        return status(STORAGE_ENGINE_ERROR, str(exc))
     raise exc
 
 
