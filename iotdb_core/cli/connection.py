@@ -11,7 +11,7 @@ directory opened directly.
 * :class:`LocalBackend` opens ``--data-dir`` with the storage engine, configured like ``iotdb serve`` (``--config``
   and ``IOTDB_*`` variables). A directory a server holds is refused with a one-line error pointing at ``--url``.
 
-Both return query results in the REST API's shape (:class:`~iotdb_core.cli.output.Result`) and raise
+All return query results in the REST API's shape (:class:`~iotdb_core.cli.output.Result`) and raise
 :class:`StatementError` (an IoTDB status code and message) for statement errors and :class:`CliError` for
 everything else.
 """
