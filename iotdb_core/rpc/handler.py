@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -38,6 +39,7 @@ from iotdb_core.paths import PathError, split_path
 from iotdb_core.query import MetadataResult, QueryError, ResultSet, ast, execute, parse
 from iotdb_core.query.errors import ILLEGAL_PATH
 from iotdb_core.rpc import status as st
+from iotdb_core.rpc.records import as_tablets, write_tablets
 from iotdb_core.rpc.sessions import ClientSession, next_id, parse_zone
 from iotdb_core.rpc.tsblock import ResultPages, pages_of
 from iotdb_core.rpc.values import data_type_of, decode_record, decode_tablet
@@ -66,11 +68,12 @@ class _NotLoggedIn(Exception):
 
 @dataclass(frozen=True)
 class RpcContext:
-    """What every connection shares: the engine, the users, the settings."""
+    """What every connection shares: the engine, the users, the settings, the threads writing regrouped records."""
 
     engine: Any
     settings: Settings
     users: UserStore
+    writers: Executor
 
 
 def _resp(status: TSStatus) -> TSExecuteStatementResp:
@@ -235,6 +238,10 @@ class ConnectionHandler(generated.Iface):
                                         f"{len(raw or [])} values")
                 values_list.append(list(raw))
                 types_list.append(None)
+        if typed and len(devices) > 1:
+            tablets = as_tablets(devices, timestamps, measurements, values_list, types_list)
+            if tablets is not None:
+                return self._wrote(write_tablets(self.engine, tablets, self.context.writers), what)
         measurements_list = [list(m) for m in measurements]
         if len(set(devices)) > 1:
             # One device's records side by side (a stable sort keeps their order, so the last write of a

@@ -13,11 +13,13 @@ from iotdb_core.errors import IoTDBError
 from iotdb_core.rpc.handler import RpcContext
 from iotdb_core.rpc.transport import FramedConnection, connection_factory
 
-__all__ = ["RPC_WORKERS", "RpcServer"]
+__all__ = ["RECORD_WRITERS", "RPC_WORKERS", "RpcServer"]
 
 #: Threads running RPC calls. Inserts wait there for their fsync, so several clients' writes share one
 #: group commit; queries and decoding hold the GIL only part of the time (numpy).
 RPC_WORKERS = 16
+#: Threads writing the per-device tablets of one insertRecords call concurrently (one group commit for all).
+RECORD_WRITERS = 8
 #: Connections the kernel queues before the loop accepts them (10,000 clients may arrive at once).
 _BACKLOG = 4096
 
@@ -27,7 +29,8 @@ class RpcServer:
 
     def __init__(self, engine: Any, settings: Settings, users: UserStore) -> None:
         self.settings = settings
-        self.context = RpcContext(engine, settings, users)
+        self.writers = ThreadPoolExecutor(RECORD_WRITERS, thread_name_prefix="iotdb-rpc-write")
+        self.context = RpcContext(engine, settings, users, self.writers)
         self.executor = ThreadPoolExecutor(RPC_WORKERS, thread_name_prefix="iotdb-rpc")
         self.connections: set[FramedConnection] = set()
         self._server: asyncio.Server | None = None
@@ -42,6 +45,7 @@ class RpcServer:
                 factory, host, port, backlog=_BACKLOG, reuse_address=True)
         except OSError as exc:
             self.executor.shutdown(wait=False)
+            self.writers.shutdown(wait=False)
             if exc.errno == errno.EADDRINUSE:
                 raise IoTDBError(
                     f"cannot serve RPC on {host}:{port}: the port is in use (set rpc_port to another port)"
@@ -65,3 +69,4 @@ class RpcServer:
         for connection in connections:
             connection.close()
         await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
+        self.writers.shutdown(wait=True)

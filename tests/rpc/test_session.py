@@ -253,3 +253,25 @@ def test_special_floats_survive(session: Session) -> None:
     assert df["root.nan.d1.d"].iloc[0] == math.inf
     assert df["root.nan.d1.f"].iloc[0] == -math.inf
     assert math.isnan(df["root.nan.d1.d"].iloc[1])
+
+
+def test_insert_records_over_many_devices_keep_the_row_rules(session: Session) -> None:
+    """Records regrouped per device as tablets behave as rows: the last write of a timestamp wins, a value that does
+    not fit its series is reported while the others are written, nulls and new series work."""
+    devices = [f"root.many.d{i % 7}" for i in range(70)]
+    stamps = [i // 7 for i in range(70)]
+    session.insert_records(devices, stamps, [["v", "n"]] * 70, [[TSDataType.INT64, TSDataType.TEXT]] * 70,
+                           [[i, f"t{i}"] for i in range(70)])
+    assert rows(session, "SELECT v, n FROM root.many.d3") == [[t, 7 * t + 3, f"t{7 * t + 3}"] for t in range(10)]
+    # the same timestamp twice for one device: the later record wins
+    session.insert_records(["root.many.d0", "root.many.d1", "root.many.d0"], [5, 5, 5], [["v"]] * 3,
+                           [[TSDataType.INT64]] * 3, [[100], [101], [102]])
+    assert rows(session, "SELECT v FROM root.many.d0 WHERE time = 5") == [[5, 102]]
+    assert rows(session, "SELECT v FROM root.many.d1 WHERE time = 5") == [[5, 101]]
+    # a TEXT value declared for an INT64 series fails alone; the other devices' values are written
+    with pytest.raises(StatementExecutionException, match="507") as failure:
+        session.insert_records(["root.many.d0", "root.many.d1"], [20, 20], [["v"], ["v"]],
+                               [[TSDataType.TEXT], [TSDataType.INT64]], [["oops"], [7]])
+    assert "root.many.d0.v at 20" in str(failure.value)
+    assert rows(session, "SELECT v FROM root.many.d1 WHERE time = 20") == [[20, 7]]
+    assert rows(session, "SELECT v FROM root.many.d0 WHERE time = 20") == []
