@@ -90,8 +90,12 @@ class ConnectionHandler(generated.Iface):
         self.sessions: dict[int, ClientSession] = {}
 
     def close(self) -> None:
-        """The connection ended: drop its sessions and their results."""
-        self.sessions.clear()
+        """The connection ended: drop its sessions and their results.
+
+        Called on the event loop while a call may still run on a worker thread: the dict is replaced, not
+        cleared, so that call's lookups finish on the old one.
+        """
+        self.sessions = {}
 
     # ------------------------------------------------------------------------------------------- plumbing
 
