@@ -212,6 +212,12 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "most rows one REST query returns"),
     Option("rest_max_request_size", 16 * _MIB, integer(1024, 2**31 - 1), "bytes, 1024-2147483647",
            "largest accepted REST request body; larger ones are answered with HTTP 413"),
+    Option("enable_rpc_service", True, parse_bool, "true or false",
+           "serve IoTDB's native client protocol (apache-iotdb Session, the CLI) in `iotdb serve`"),
+    Option("rpc_address", "127.0.0.1", non_empty, "a host name or IP address", "address the native RPC service binds"),
+    Option("rpc_port", 6667, _PORT, "a port number 0-65535", "port the native RPC service binds"),
+    Option("thrift_max_frame_size", 512 * _MIB, integer(1024, 2**31 - 1), "bytes, 1024-2147483647",
+           "largest accepted Thrift frame; a larger frame length closes the connection before its body is read"),
 )
 
 

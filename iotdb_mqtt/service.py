@@ -63,6 +63,7 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
     rest: Any = None
     websocket: WebSocketListener | None = None
     users: UserStore | None = None
+    rpc: Any = None
     try:
         users = UserStore.open(data_dir)
         users.watch()  # `iotdb user ...` from another process applies within WATCH_INTERVAL_S
@@ -85,6 +86,13 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             log.info("iotdb %s serving REST on %s:%d", __version__, host, port)
             log.info("web console at http://%s:%d/", host, port)
         runtime.plugins.register(FlushObserver(counters), name="iotdb-flush-metrics")
+        if settings.enable_rpc_service:
+            from iotdb_core.rpc import RpcServer  # noqa: PLC0415 - thrift only when serving RPC
+
+            rpc = RpcServer(engine, settings, users)
+            await rpc.start()
+            host, port = rpc.address
+            log.info("iotdb %s serving RPC on %s:%d", __version__, host, port)
         if settings.enable_mqtt_service:
             ingestor = Ingestor(runtime.plugins, engine, dead_letters, counters, users.authorizer)
             router = open_router(settings, data_dir, counters)
@@ -113,6 +121,8 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             await rest.stop()
         if websocket is not None:
             await websocket.stop_accepting()
+        if rpc is not None:
+            await rpc.stop()
         if server is not None:
             await server.stop()
             server.router.close()

@@ -1,14 +1,17 @@
-"""Where the query commands run statements: a running server's REST API, or a data directory opened directly.
+"""Where the query commands run statements: a running server (its native RPC port, or its REST API), or a data
+directory opened directly.
 
 ``iotdb query``, ``sql``, ``export`` and ``import`` share the options added by :func:`add_connection_arguments`
-and get a backend from :func:`connect`:
+(IoTDB CLI's ``-h host -p port -u user -pw password``) and get a backend from :func:`connect`:
 
-* :class:`RestBackend` talks to ``--url`` (default ``http://127.0.0.1:18080``) with HTTP Basic credentials
-  ``-u``/``-p`` (``$IOTDB_PASSWORD`` when ``-p`` is not given, else ``root``), over one keep-alive connection;
+* :class:`RpcBackend`, the default, opens a session on ``-h``:``-p`` (default ``127.0.0.1:6667``, the port
+  ``iotdb serve`` listens on with its default configuration) over IoTDB's native protocol;
+* :class:`RestBackend` talks to ``--url`` (e.g. ``http://127.0.0.1:18080``) with HTTP Basic credentials;
+* credentials are ``-u`` and ``-pw`` (``$IOTDB_PASSWORD`` when ``-pw`` is not given, else ``root``);
 * :class:`LocalBackend` opens ``--data-dir`` with the storage engine, configured like ``iotdb serve`` (``--config``
   and ``IOTDB_*`` variables). A directory a server holds is refused with a one-line error pointing at ``--url``.
 
-Both return query results in the REST API's shape (:class:`~iotdb_core.cli.output.Result`) and raise
+All return query results in the REST API's shape (:class:`~iotdb_core.cli.output.Result`) and raise
 :class:`StatementError` (an IoTDB status code and message) for statement errors and :class:`CliError` for
 everything else.
 """
@@ -34,19 +37,25 @@ from iotdb_core.datatypes import TSDataType
 from iotdb_core.errors import IoTDBError
 
 __all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
     "DEFAULT_URL",
     "Backend",
     "CliError",
     "LocalBackend",
     "RestBackend",
+    "RpcBackend",
     "SeriesInfo",
     "StatementError",
     "add_connection_arguments",
+    "add_help_argument",
     "connect",
     "is_query",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:18080"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 6667
 PASSWORD_ENV = "IOTDB_PASSWORD"
 #: Largest ``row_limit`` a request may carry (IoTDB's is a Java int).
 MAX_ROW_LIMIT = 2**31 - 1
@@ -86,33 +95,48 @@ def is_query(sql: str) -> bool:
     return bool(match) and match.group(1).upper() in _QUERY_KEYWORDS  # type: ignore[union-attr]
 
 
+def add_help_argument(parser: argparse.ArgumentParser) -> None:
+    """``--help`` only: the query commands give ``-h`` to the host, as IoTDB's CLI does (parsers built with
+    ``add_help=False``)."""
+    parser.add_argument("--help", action="help", help="show this help message and exit")
+
+
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     """The options selecting the server or data directory, shared by the query commands."""
-    group = parser.add_argument_group("connection (a server's REST API, or a data directory no server holds)")
+    group = parser.add_argument_group(
+        "connection (a server's native RPC port by default, its REST API with --url, or a data directory)")
     where = group.add_mutually_exclusive_group()
-    where.add_argument("--url", metavar="URL", help=f"REST API of a running `iotdb serve` (default {DEFAULT_URL})")
+    where.add_argument("--url", metavar="URL", help=f"use a server's REST API instead, e.g. {DEFAULT_URL}")
     where.add_argument("--data-dir", metavar="DIR", default=argparse.SUPPRESS,
                        help="open this data directory directly instead of a server")
     parser.set_defaults(takes_data_dir=True)
-    group.add_argument("-u", "--user", default="root", help="user name for the REST API (default root)")
-    group.add_argument(
-        "-p", "--password", help=f"password for the REST API (default: ${PASSWORD_ENV}, else root)"
-    )
+    group.add_argument("-h", "--host", help=f"server host (default {DEFAULT_HOST})")
+    group.add_argument("-p", "--port", type=int, help=f"server RPC port, rpc_port (default {DEFAULT_PORT})")
+    group.add_argument("-u", "--user", default="root", help="user name (default root)")
+    group.add_argument("-pw", "--password", help=f"password (default: ${PASSWORD_ENV}, else root)")
     group.add_argument("--config", metavar="PATH", help="with --data-dir: properties file or conf directory")
     group.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
-                       help="REST request timeout in seconds (default 300)")
+                       help="request timeout in seconds (default 300)")
 
 
 def connect(args: argparse.Namespace, *, create: bool = False) -> Backend:
     """The backend the options select; ``create`` lets a missing data directory be created (``import``)."""
+    remote = getattr(args, "host", None) is not None or getattr(args, "port", None) is not None
     if getattr(args, "data_dir", None):
         if args.url:
             raise CliError("give --url or --data-dir, not both")
+        if remote:
+            raise CliError("-h/-p select a server; --data-dir opens a data directory instead: give one of them")
         return LocalBackend.open(args.data_dir, args.config, create=create)
     if getattr(args, "config", None):
         raise CliError("--config applies to --data-dir; a server uses its own configuration")
     password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV, "root")
-    return RestBackend(args.url or DEFAULT_URL, args.user, password, timeout=args.timeout)
+    if args.url:
+        if remote:
+            raise CliError("-h/-p select the native RPC port; --url selects the REST API instead: give one of them")
+        return RestBackend(args.url, args.user, password, timeout=args.timeout)
+    return RpcBackend(args.host or DEFAULT_HOST, args.port or DEFAULT_PORT, args.user, password,
+                      timeout=args.timeout)
 
 
 class Backend:
@@ -330,6 +354,93 @@ class RestBackend(Backend):
             self._connection = None
 
 
+# ------------------------------------------------------------------------------------------------- RPC
+
+
+class RpcBackend(Backend):
+    """A running server's native RPC port (``IClientRPCService``), through one session.
+
+    Results are fetched in pages (TsBlocks) and converted to the REST API's shape with the REST service's own
+    column conversion, so tables, CSV and JSON look the same whichever way a server is reached.
+    """
+
+    page_size = 100_000
+
+    def __init__(self, host: str, port: int, user: str, password: str, *, timeout: float = 300.0) -> None:
+        from iotdb_core.rest.convert import column_to_json  # noqa: PLC0415 - the REST service's conversion
+        from iotdb_core.rpc.client import RpcClient, RpcConnectionError, RpcStatusError  # noqa: PLC0415
+
+        self._column_to_json = column_to_json
+        self.description = f"{host}:{port}"
+        self.user = user
+        self._status_error = RpcStatusError
+        self._connection_error = RpcConnectionError
+        try:
+            self._client: Any = RpcClient(host, port, user, password, timeout=timeout)
+        except RpcConnectionError as exc:
+            raise self._unreachable(exc) from None
+        except RpcStatusError as exc:
+            raise CliError(f"{exc.code}: {exc.message} (user {user!r} at {self.description})") from None
+        self.precision = self._client.precision
+
+    def _unreachable(self, exc: BaseException) -> CliError:
+        return CliError(
+            f"cannot reach the server at {self.description}: {exc} (is `iotdb serve` running? its native RPC "
+            "service listens on rpc_port, 6667 by default; or use --url for REST, --data-dir for a directory)"
+        )
+
+    def _run(self, sql: str) -> Any:
+        try:
+            return self._client.execute(sql)
+        except self._status_error as exc:
+            raise StatementError(exc.code, exc.message) from None
+        except self._connection_error as exc:
+            raise self._unreachable(exc) from None
+
+    def execute(self, sql: str, row_limit: int | None = None) -> Result | None:
+        outcome = self._run(sql)
+        if outcome is None:
+            return None
+        if row_limit is not None and len(outcome) > row_limit:
+            raise StatementError(708, f"Dataset row size exceeded the given max row size ({row_limit})")
+        return Result(self._body(outcome))
+
+    def _body(self, result: Any) -> dict[str, Any]:
+        """An RPC result in the REST API's column-major shape."""
+        timestamps = None if result.timestamps is None else result.timestamps.tolist()
+        values = [
+            self._column_to_json(column, nulls, data_type)
+            for column, nulls, data_type in zip(result.columns, result.nulls, result.types, strict=True)
+        ] if len(result) else []
+        return {"expressions": None, "column_names": result.names, "timestamps": timestamps, "values": values}
+
+    def query(self, sql: str, row_limit: int | None = None) -> Result:
+        result = self.execute(sql, row_limit)
+        if result is None:
+            raise StatementError(301, "EXECUTE_STATEMENT_ERROR: the statement returns no rows")
+        return result
+
+    def non_query(self, sql: str) -> None:
+        self._run(sql)
+
+    def insert_tablet(
+        self, device: str, timestamps: list[int], measurements: list[str], types: list[TSDataType],
+        columns: list[list[Any]],
+    ) -> int:
+        try:
+            self._client.insert_tablet(device, timestamps, measurements, types, columns)
+        except self._status_error as exc:
+            raise StatementError(exc.code, exc.message) from None
+        except self._connection_error as exc:
+            raise self._unreachable(exc) from None
+        return sum(1 for column in columns for value in column if value is not None)
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
 # ------------------------------------------------------------------------------------------------ local
 
 
@@ -360,7 +471,8 @@ class LocalBackend(Backend):
             url = f"http://{settings.rest_service_host}:{settings.rest_service_port}"
             raise CliError(
                 f"data directory {directory} is held by a running server (or another process); "
-                f"query through the server instead: --url {url}"
+                f"query through the server instead: -h {settings.rpc_address} -p {settings.rpc_port} "
+                f"(or its REST API: --url {url})"
             ) from None
         return cls(engine, settings, directory)
 

@@ -32,7 +32,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from iotdb_core.cli.connection import MAX_ROW_LIMIT, Backend, CliError, SeriesInfo, add_connection_arguments, connect
+from iotdb_core.cli.connection import (
+    MAX_ROW_LIMIT,
+    Backend,
+    CliError,
+    SeriesInfo,
+    add_connection_arguments,
+    add_help_argument,
+    connect,
+)
 from iotdb_core.cli.output import TimeFormatter, write_csv
 from iotdb_core.cli.query_cmd import clean_statement, quiet_logging
 from iotdb_core.datatypes import DEFAULT_COMPRESSOR, DEFAULT_ENCODING, Compressor, TSDataType, TSEncoding
@@ -79,7 +87,7 @@ class StopRequest:
 def register(subparsers: Any) -> None:
     """Add the subcommand."""
     parser = subparsers.add_parser(
-        "export", help="export series to CSV (IoTDB export-csv layout) or to TsFiles",
+        "export", add_help=False, help="export series to CSV (IoTDB export-csv layout) or to TsFiles",
         description="Export the series matching PATTERN (default root.**) as CSV aligned by time, with a "
         "header 'Time,root.sg.d1.s1,...', to --output or standard output; or, with --tsfile DIR, as new "
         "TsFiles holding exactly those series.",
@@ -97,6 +105,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--points-per-file", type=int, default=DEFAULT_FILE_POINTS, metavar="N",
                         help=f"with --tsfile: start a new file after about N points (default {DEFAULT_FILE_POINTS})")
     add_connection_arguments(parser)
+    add_help_argument(parser)
     parser.set_defaults(handler=run)
 
 

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from iotdb_core.cli.connection import Backend, CliError, StatementError, add_connection_arguments, connect
+from iotdb_core.cli.connection import (
+    Backend,
+    CliError,
+    StatementError,
+    add_connection_arguments,
+    add_help_argument,
+    connect,
+)
 from iotdb_core.cli.export_cmd import progress
 from iotdb_core.cli.output import parse_time
 from iotdb_core.cli.query_cmd import quiet_logging
@@ -45,7 +52,7 @@ _FLOAT_WORDS = {"nan": math.nan, "infinity": math.inf, "+infinity": math.inf, "-
 def register(subparsers: Any) -> None:
     """Add the subcommand."""
     parser = subparsers.add_parser(
-        "import", help="import a CSV (IoTDB export-csv layout) into a server or data directory",
+        "import", add_help=False, help="import a CSV (IoTDB export-csv layout) into a server or data directory",
         description="Read FILE.csv with a header 'Time,root.sg.d1.s1[(TYPE)],...' (or 'Time,Device,s1,...') "
         "and write its values. Types come from the header annotations, the existing series, or inference.",
     )
@@ -53,6 +60,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="ROWS",
                         help=f"rows written per request (default {DEFAULT_BATCH})")
     add_connection_arguments(parser)
+    add_help_argument(parser)
     parser.set_defaults(handler=run)
 
 

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import ujson
 
-from iotdb_core.cli.connection import Backend, add_connection_arguments, connect
+from iotdb_core.cli.connection import Backend, add_connection_arguments, add_help_argument, connect
 from iotdb_core.cli.output import Result, TimeFormatter, boxed_table, write_csv, write_json
 
 FORMATS = ("table", "csv", "json")
@@ -20,15 +20,17 @@ SUCCESS_MESSAGE = "Msg: The statement is executed successfully."
 def register(subparsers: Any) -> None:
     """Add the subcommand."""
     parser = subparsers.add_parser(
-        "query", help="run one SQL statement and print its result",
-        description="Run one statement through a running server's REST API (--url) or directly on a data "
-        "directory no server holds (--data-dir), and print the result as an IoTDB CLI table, CSV or JSON. "
-        "A statement error prints one line and exits 2.",
+        "query", add_help=False, help="run one SQL statement and print its result",
+        description="Run one statement on a running server (its native RPC port, -h/-p, by default; its REST API "
+        "with --url) or directly on a data directory no server holds (--data-dir), and print the result as an "
+        "IoTDB CLI table, CSV or JSON. A statement error prints one line and exits 2.",
     )
-    parser.add_argument("sql", metavar="SQL", help="the statement, e.g. \"SELECT * FROM root.sg.**\"")
+    parser.add_argument("sql", metavar="SQL", nargs="?", help="the statement, e.g. \"SELECT * FROM root.sg.**\"")
+    parser.add_argument("-e", "--execute", metavar="SQL", help="the statement (IoTDB CLI's spelling of SQL)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     add_output_arguments(parser)
     add_connection_arguments(parser)
+    add_help_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -40,8 +42,8 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-rows", type=int, metavar="N",
-        help="refuse results of more rows (default: the server's rest_query_default_row_size_limit; "
-        "no limit with --data-dir)",
+        help="refuse results of more rows (default: no limit; with --url the server's "
+        "rest_query_default_row_size_limit)",
     )
 
 
@@ -89,7 +91,10 @@ def time_formatter(args: argparse.Namespace, backend: Backend, fmt: str) -> Time
 def run(args: argparse.Namespace) -> int:
     """Run the statement and print its result."""
     quiet_logging(args)
-    sql = clean_statement(args.sql)
+    if args.sql is not None and args.execute is not None:
+        print("iotdb query: error: give the statement once: as SQL or as -e SQL", file=sys.stderr)
+        return 2
+    sql = clean_statement(args.sql if args.sql is not None else args.execute or "")
     if not sql:
         print("iotdb query: error: the statement is empty", file=sys.stderr)
         return 2

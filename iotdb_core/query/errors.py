@@ -73,3 +73,21 @@ class RowLimitExceededError(QueryError):
 
     def __reduce__(self) -> tuple[type, tuple[int]]:  # type: ignore[override]
         return (RowLimitExceededError, (self.limit,))
+
+
+def write_error_code(exc: BaseException) -> int | None:
+    """IoTDB's status code for an exception the storage engine raised on a write (None: not a client-facing
+    error, let it propagate). The services' shared rule: 606 rejected (memory), 507 schema, 509 path, 601 other
+    storage failures."""
+    from iotdb_core.paths import PathError  # noqa: PLC0415 - the query layer's errors import nothing else at load
+    from iotdb_core.storage.errors import SchemaError, StorageError, WriteRejectedError  # noqa: PLC0415
+
+    if isinstance(exc, WriteRejectedError):
+        return WRITE_PROCESS_REJECT
+    if isinstance(exc, SchemaError):
+        return METADATA_ERROR
+    if isinstance(exc, PathError):
+        return ILLEGAL_PATH
+    if isinstance(exc, (StorageError, IoTDBError)):
+        return STORAGE_ENGINE_ERROR
+    return None

@@ -124,11 +124,21 @@ def _null_column(size: int, data_type: TSDataType | None) -> tuple[np.ndarray, n
 
 
 def _union(arrays: list[np.ndarray]) -> np.ndarray:
-    if len(arrays) == 1:
-        return arrays[0]
-    if len(arrays) == 2:
-        return np.union1d(arrays[0], arrays[1])
-    return np.unique(np.concatenate(arrays))
+    """The sorted distinct timestamps of several series.
+
+    Series of one device usually share their timestamps, which is checked first. Otherwise the union is a sort
+    and a neighbour comparison: numpy 2.4's ``np.unique`` hashes int64 arrays and is about 50 times slower.
+    """
+    first = arrays[0]
+    if all(len(other) == len(first) and np.array_equal(other, first) for other in arrays[1:]):
+        return first
+    merged = np.sort(np.concatenate(arrays), kind="stable")
+    if not len(merged):
+        return merged
+    keep = np.empty(len(merged), dtype=bool)
+    keep[0] = True
+    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+    return merged[keep]
 
 
 def _project(rows: np.ndarray, timestamps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -16,6 +16,7 @@ _LISTENING = re.compile(r"serving MQTT on ([\d.]+):(\d+)")
 _WITHOUT_MQTT = re.compile(r"running without MQTT")
 _REST_LISTENING = re.compile(r"serving REST on ([\w.:-]+):(\d+)")
 _WS_LISTENING = re.compile(r"serving MQTT over WebSocket on ([\w.:-]+):(\d+), path (\S+)")
+_RPC_LISTENING = re.compile(r"serving RPC on ([\w.:-]+):(\d+)")
 
 
 class ServerProcess:
@@ -26,7 +27,9 @@ class ServerProcess:
     Unless ``enable_rest_service=false``, the REST port (``rest_service_port`` also defaults to 0 here) is read
     back the same way into :attr:`rest_port` (:attr:`rest_url` is its base URL), and :meth:`start` waits for
     both services. MQTT over WebSocket (``mqtt_ws_port`` defaults to 0 here too; ``-1`` turns it off) is read back
-    into :attr:`ws_port` and :attr:`ws_url`. Output is collected in :attr:`output` (stdout and stderr interleaved).
+    into :attr:`ws_port` and :attr:`ws_url`. The native RPC service (on by default; ``rpc_port`` defaults to 0
+    here) is read back into :attr:`rpc_port` and waited for likewise. Output is collected in :attr:`output`
+    (stdout and stderr interleaved).
     """
 
     def __init__(self, directory: Path, properties: Mapping[str, object] | None = None,
@@ -38,6 +41,7 @@ class ServerProcess:
         settings: dict[str, object] = {
             "mqtt_host": "127.0.0.1", "mqtt_port": 0, "data_dir": self.data_dir,
             "rest_service_host": "127.0.0.1", "rest_service_port": 0, "mqtt_ws_port": 0,
+            "rpc_address": "127.0.0.1", "rpc_port": 0,
         }
         settings.update(properties or {})
         self.config_path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
@@ -47,6 +51,10 @@ class ServerProcess:
         mqtt = self.env.get("IOTDB_ENABLE_MQTT_SERVICE", str(settings.get("enable_mqtt_service", "true")))
         ws_port = self.env.get("IOTDB_MQTT_WS_PORT", str(settings.get("mqtt_ws_port", "8083")))
         self.ws_enabled = mqtt.strip().lower() == "true" and ws_port.strip() not in ("", "-1")
+        rpc_enabled = self.env.get("IOTDB_ENABLE_RPC_SERVICE", str(settings.get("enable_rpc_service", "true")))
+        self.rpc_enabled = rpc_enabled.strip().lower() == "true"
+        self.rpc_host = "127.0.0.1"
+        self.rpc_port = 0
         self.host = "127.0.0.1"
         self.port = 0
         self.rest_host = "127.0.0.1"
@@ -74,15 +82,20 @@ class ServerProcess:
         )
         listening = threading.Event()
         rest_listening = threading.Event()
+        rpc_listening = threading.Event()
         if not self.rest_enabled:
             rest_listening.set()
         ws_listening = threading.Event()
         if not self.ws_enabled:
             ws_listening.set()
-        threading.Thread(target=self._pump, args=(self.process, listening, rest_listening, ws_listening),
+        if not self.rpc_enabled:
+            rpc_listening.set()
+        threading.Thread(target=self._pump,
+                         args=(self.process, listening, rest_listening, ws_listening, rpc_listening),
                          daemon=True).start()
         deadline = time.monotonic() + timeout
-        while not (listening.wait(0.05) and rest_listening.is_set() and ws_listening.is_set()):
+        while not (listening.wait(0.05) and rest_listening.is_set() and ws_listening.is_set()
+                   and rpc_listening.is_set()):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"iotdb serve did not start:\n{self.output}")
@@ -99,7 +112,8 @@ class ServerProcess:
         return f"ws://{self.ws_host}:{self.ws_port}{self.ws_path}"
 
     def _pump(self, process: subprocess.Popen[str], listening: threading.Event,
-              rest_listening: threading.Event, ws_listening: threading.Event) -> None:
+              rest_listening: threading.Event, ws_listening: threading.Event,
+              rpc_listening: threading.Event) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             with self._lock:
@@ -118,6 +132,10 @@ class ServerProcess:
             if ws:
                 self.ws_host, self.ws_port, self.ws_path = ws.group(1), int(ws.group(2)), ws.group(3)
                 ws_listening.set()
+            rpc = _RPC_LISTENING.search(line)
+            if rpc:
+                self.rpc_host, self.rpc_port = rpc.group(1), int(rpc.group(2))
+                rpc_listening.set()
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         """Send ``signum`` and wait for the exit code."""

@@ -90,7 +90,7 @@ def test_statement_errors_are_one_line(url: list[str]) -> None:
 
 
 def test_credentials(url: list[str]) -> None:
-    assert_one_line_error(iotdb("query", "SHOW DATABASES", *url, "-p", "wrong"), "600", "WRONG_LOGIN_PASSWORD")
+    assert_one_line_error(iotdb("query", "SHOW DATABASES", *url, "-pw", "wrong"), "600", "WRONG_LOGIN_PASSWORD")
     assert_one_line_error(iotdb("query", "SHOW DATABASES", *url, env={"IOTDB_PASSWORD": "nope"}), "600")
     process = iotdb("query", "SHOW DATABASES", *url, "-u", "root", env={"IOTDB_PASSWORD": "root"})
     assert process.returncode == 0, process.stderr
