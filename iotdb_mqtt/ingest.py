@@ -16,6 +16,7 @@ from typing import Any
 
 import pluggy
 
+from iotdb_core.backend import StorageBackend
 from iotdb_core.deadletter import DeadLetter, DeadLetterLog
 from iotdb_core.errors import FormatError
 from iotdb_core.formatter import FormatContext, Row
@@ -90,7 +91,7 @@ class RateLimitedLog:
 class Ingestor:
     """Formats and writes batches of publishes; safe to call from several threads."""
 
-    def __init__(self, plugins: pluggy.PluginManager, engine: object, dead_letters: DeadLetterLog,
+    def __init__(self, plugins: pluggy.PluginManager, engine: StorageBackend, dead_letters: DeadLetterLog,
                  counters: ServiceCounters) -> None:
         self._format = _formatting_call(plugins)
         self._engine = engine
@@ -129,7 +130,7 @@ class Ingestor:
             rows.extend(produced)
             owners.extend([index] * len(produced))
         if rows:
-            pending = self._engine.write_rows_deferred(rows)  # type: ignore[attr-defined]
+            pending = self._engine.write_rows_deferred(rows)
             result = pending.result
             self._counters.add("rows_written", len(rows))
             self._counters.add("points_written", result.points_written)

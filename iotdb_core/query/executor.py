@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from iotdb_core.backend import StorageBackend, SupportsDelete, SupportsScan, SupportsTTL
 from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, Compressor, TSDataType, TSEncoding, ValueTypeError
 from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
@@ -58,7 +59,7 @@ _OBJECT = np.dtype(object)
 
 
 def execute(
-    engine: Any,
+    engine: StorageBackend,
     sql: str | ast.Statement,
     *,
     settings: Settings | None = None,
@@ -80,7 +81,7 @@ def execute(
         raise SemanticError(f"row_limit should be a positive integer, got {row_limit!r}")
     statement = parse(sql) if isinstance(sql, str) else sql
     if settings is None:
-        settings = getattr(engine, "settings", None) or default_settings()
+        settings = engine.settings or default_settings()
     precision = settings.get("timestamp_precision", "ms")
     context = TimeContext(precision, zone, time.time_ns())
     try:
@@ -182,7 +183,8 @@ def _matches(pattern: tuple[str, ...], nodes: tuple[str, ...]) -> bool:
 
 class _Executor:
     def __init__(
-        self, engine: Any, context: TimeContext, row_limit: int | None, stats: ExecutionStats | None = None
+        self, engine: StorageBackend, context: TimeContext, row_limit: int | None,
+        stats: ExecutionStats | None = None,
     ) -> None:
         self.engine = engine
         self.context = context
@@ -357,7 +359,7 @@ class _Executor:
         self, source: RowSource, windows: tuple[np.ndarray, np.ndarray] | None
     ) -> tuple[np.ndarray | None, list[np.ndarray], list[np.ndarray | None]]:
         """One aggregate column per select column, from ``Engine.scan`` statistics when it can, else from points."""
-        scan = getattr(self.engine, "scan", None)
+        scan = self.engine.scan if isinstance(self.engine, SupportsScan) else None
         if scan is not None and source.filter is None and len(source.bound.intervals) <= MAX_SCAN_RANGES:
 
             def column(spec: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -568,8 +570,7 @@ class _Executor:
 
     def _run_ShowDatabases(self, statement: ast.ShowDatabases) -> MetadataResult:
         databases = self._matching(self.engine.list_databases(), statement.path)
-        list_ttl = getattr(self.engine, "list_ttl", None)
-        rules = list(list_ttl().items()) if list_ttl is not None else []
+        rules = list(self.engine.list_ttl().items()) if isinstance(self.engine, SupportsTTL) else []
         columns = ["Database", "TTL", "SchemaReplicationFactor", "DataReplicationFactor", "TimePartitionInterval"]
         return MetadataResult(columns, [(database, _ttl_of(database, rules), 1, 1, None) for database in databases])
 
@@ -662,13 +663,13 @@ class _Executor:
     def _run_DeleteData(self, statement: ast.DeleteData) -> UpdateResult:
         patterns = [check_path(path, wildcards=True, min_levels=1) for path in statement.paths]
         times = self._time_only(statement.where, "DELETE")
-        delete = getattr(self.engine, "delete", None)
-        if delete is None:
+        if not isinstance(self.engine, SupportsDelete):
             raise SemanticError("DELETE FROM is not supported by this storage engine")
         matched: int | None = 0
         for pattern in patterns:
             counts = [
-                _engine_call(delete, pattern, None if low == INT64_MIN else low, None if high == INT64_MAX else high)
+                _engine_call(
+                    self.engine.delete, pattern, None if low == INT64_MIN else low, None if high == INT64_MAX else high)
                 for low, high in times.intervals
             ]
             if matched is not None and all(isinstance(count, int) for count in counts):
@@ -682,11 +683,10 @@ class _Executor:
         matched = {s.path for path in statement.paths for s in self.schema.expand(path)}
         if not matched:
             raise QueryError(PATH_NOT_EXIST, f"Timeseries [{', '.join(patterns)}] does not exist")
-        delete = getattr(self.engine, "delete_timeseries", None)
-        if delete is None:
+        if not isinstance(self.engine, SupportsDelete):
             raise SemanticError("DELETE TIMESERIES is not supported by this storage engine")
         for pattern in patterns:
-            _engine_call(delete, pattern)
+            _engine_call(self.engine.delete_timeseries, pattern)
         return UpdateResult("DELETE TIMESERIES", len(matched))
 
     def _run_SetTTL(self, statement: ast.SetTTL) -> UpdateResult:
@@ -699,10 +699,9 @@ class _Executor:
         return self._set_ttl("UNSET TTL", check_path(statement.path, wildcards=True, min_levels=1), None)
 
     def _set_ttl(self, name: str, pattern: str, ttl: int | None) -> UpdateResult:
-        set_ttl = getattr(self.engine, "set_ttl", None)
-        if set_ttl is None:
+        if not isinstance(self.engine, SupportsTTL):
             raise SemanticError(f"{name} is not supported by this storage engine")
-        _engine_call(set_ttl, pattern, ttl)
+        _engine_call(self.engine.set_ttl, pattern, ttl)
         return UpdateResult(name)
 
 

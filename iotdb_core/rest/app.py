@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from iotdb_core.auth import UserStore
+from iotdb_core.backend import StorageBackend
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
 from iotdb_core.metrics import ServiceCounters
@@ -146,7 +147,7 @@ class RestService:
 
     def __init__(
         self,
-        engine: Any,
+        engine: StorageBackend,
         settings: Settings,
         users: UserStore,
         counters: ServiceCounters,
@@ -356,7 +357,7 @@ class RestServer:
 
     def __init__(
         self,
-        engine: Any,
+        engine: StorageBackend,
         settings: Settings,
         users: UserStore,
         counters: ServiceCounters,

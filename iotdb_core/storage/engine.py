@@ -40,6 +40,7 @@ from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, Compressor, TSDataType, TSEncoding
 from iotdb_core.formatter import Row
 from iotdb_core.hookspecs import FlushInfo
+from iotdb_core.patterns import Pattern, compile_pattern, matches, pattern_text, series_nodes
 from iotdb_core.plugin_manager import create_plugin_manager
 from iotdb_core.storage import blockstats, codec
 from iotdb_core.storage.blockstats import BlockStats
@@ -55,11 +56,10 @@ from iotdb_core.storage.errors import (
 )
 from iotdb_core.storage.flush import flush_memtable
 from iotdb_core.storage.gate import Gate
-from iotdb_core.storage.ingest import Ingest, PreparedRows, PreparedTablet, check_series_encoding
+from iotdb_core.storage.ingest import Ingest, PreparedRows, PreparedTablet, check_series_encoding, data_types
 from iotdb_core.storage.manifest import MANIFEST, SEQUENCE_DIR, ManifestState, read_manifest, write_manifest
 from iotdb_core.storage.memtable import LastCache, MemTable, SeriesKey
 from iotdb_core.storage.merge import Run, merge_runs
-from iotdb_core.storage.patterns import Pattern, compile_pattern, matches, pattern_text, series_nodes
 from iotdb_core.storage.results import (
     PointsSegment,
     Segment,
@@ -441,13 +441,15 @@ class Engine:
         timestamps: Sequence[int] | np.ndarray,
         measurements: Sequence[str],
         columns: Sequence[Sequence[Any] | np.ndarray],
-        types: Sequence[TSDataType | None] | None = None,
+        types: Sequence[TSDataType | str | None] | None = None,
     ) -> WriteResult:
         """Write one device's rows given column by column (None entries are skipped).
 
-        Numpy columns of a matching dtype are validated and logged without per-point Python work.
+        ``types`` may name IoTDB types (``"DOUBLE"``) as IoTDB's clients send them. Numpy columns of a
+        matching dtype are validated and logged without per-point Python work.
         """
         self._check_open()
+        types = data_types(types, "insert_tablet: types", len(measurements))
         rows: list[Row] | None = None
         if self._hook.iotdb_before_write.get_hookimpls():
             # Hooks see the tablet as rows. When they leave every row as it was (the usual case for a

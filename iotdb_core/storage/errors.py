@@ -27,3 +27,10 @@ class SchemaError(StorageError):
 
 class CorruptionError(StorageError):
     """A durable file (manifest, schema log, WAL) is damaged in a way recovery cannot repair by itself."""
+
+
+class InvalidArgumentError(StorageError, ValueError):
+    """A call was malformed as a whole (an argument of the wrong type or length); the message names the argument.
+
+    Also a ValueError, which is what such a call raised before this class existed.
+    """
