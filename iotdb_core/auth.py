@@ -19,8 +19,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from iotdb_core.durable import atomic_write
 from iotdb_core.errors import IoTDBError
-from iotdb_core.storage.durable import atomic_write
 
 log = logging.getLogger("iotdb.auth")
 

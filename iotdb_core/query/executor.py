@@ -24,7 +24,8 @@ import numpy as np
 from iotdb_core.backend import StorageBackend, SupportsDelete, SupportsScan, SupportsTTL
 from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, Compressor, TSDataType, TSEncoding, ValueTypeError
-from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
+from iotdb_core.paths import PathError, canonical_node, split_path
+from iotdb_core.patterns import matches
 from iotdb_core.query import ast
 from iotdb_core.query.aggregates import aggregate, aggregate_elements
 from iotdb_core.query.errors import (
@@ -153,32 +154,7 @@ def format_value(value: Any, data_type: TSDataType) -> str:
 
 
 def _pattern_nodes(path: ast.Path) -> tuple[str, ...]:
-    return tuple(node if node in ("*", "**") else quote_node(unquote_node(node)) for node in path.nodes)
-
-
-def _matches(pattern: tuple[str, ...], nodes: tuple[str, ...]) -> bool:
-    """Whether ``nodes`` match ``pattern`` (``*`` one level, ``**`` one or more), by dynamic programming."""
-    width = len(nodes)
-    reachable = [False] * (width + 1)  # reachable[j]: the pattern so far can consume exactly nodes[:j]
-    reachable[0] = True
-    for node in pattern:
-        following = [False] * (width + 1)
-        if node == "**":
-            seen = False
-            for j in range(width + 1):
-                if seen:
-                    following[j] = True
-                if reachable[j]:
-                    seen = True
-            # '**' takes at least one node: following[j] holds when some i < j is reachable
-        else:
-            for j in range(width):
-                if reachable[j] and (node == "*" or node == nodes[j]):
-                    following[j + 1] = True
-        reachable = following
-        if not any(reachable):
-            return False
-    return reachable[width]
+    return tuple(canonical_node(node) for node in path.nodes)
 
 
 class _Executor:
@@ -562,7 +538,7 @@ class _Executor:
         pattern = path or _ROOT_ALL
         check_path(pattern, wildcards=True, min_levels=0)
         nodes = _pattern_nodes(pattern)
-        return [item for item in candidates if _matches(nodes, split_path(item))]
+        return [item for item in candidates if matches(nodes, split_path(item))]
 
     def _run_ShowDevices(self, statement: ast.ShowDevices) -> MetadataResult:
         devices = self._matching(self.engine.list_devices(), statement.path)
@@ -615,7 +591,7 @@ class _Executor:
                 raise QueryError(ILLEGAL_PATH, f"measurement {column!r}: {exc}") from None
             if len(nodes) != 2:  # pragma: no cover - the grammar gives one node per column
                 raise QueryError(ILLEGAL_PATH, f"measurement {column!r} must be a single node")
-            measurements.append(quote_node(unquote_node(nodes[1])))
+            measurements.append(canonical_node(nodes[1]))
         if len(set(measurements)) != len(measurements):
             raise SemanticError(f"INSERT INTO {device}: a measurement is given twice")
         if not measurements:
@@ -713,7 +689,7 @@ def _ttl_of(database: str, rules: list[tuple[str, int]]) -> int | None:
         base = split_path(text, allow_wildcards=True)
         if base[-1] == "**":
             base = base[:-1]
-        if len(base) <= len(nodes) and _matches(base, nodes[: len(base)]) and (best is None or len(base) > best[0]):
+        if len(base) <= len(nodes) and matches(base, nodes[: len(base)]) and (best is None or len(base) > best[0]):
             best = (len(base), ttl)
     return None if best is None else best[1]
 

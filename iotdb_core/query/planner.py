@@ -15,7 +15,7 @@ import numpy as np
 
 from iotdb_core.backend import StorageBackend
 from iotdb_core.datatypes import TSDataType
-from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
+from iotdb_core.paths import PathError, canonical_node, split_path
 from iotdb_core.query import ast
 from iotdb_core.query.aggregates import result_type
 from iotdb_core.query.errors import ILLEGAL_PATH, QueryError, SemanticError
@@ -57,7 +57,7 @@ class SchemaView:
                     if self._by_path is None:
                         everything = self._engine.list_series()
                         self._by_path = {series.path: series for series in everything}
-                    canonical = ".".join(quote_node(unquote_node(node)) for node in pattern.nodes)
+                    canonical = ".".join(canonical_node(node) for node in pattern.nodes)
                     match = self._by_path.get(canonical)
                     found = [] if match is None else [match]
             except PathError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, TSDataType, ValueTypeError
-from iotdb_core.formatter import Row
+from iotdb_core.model import Row
 from iotdb_core.paths import PathError
 from iotdb_core.storage.codec import SeriesChunk, TabletColumn
 from iotdb_core.storage.columns import NUMPY_DTYPE, Conversion, check_timestamp, convert_timestamps

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from iotdb_core.durable import fsync_dir
 from iotdb_core.storage.wal_format import (
     HEADER_SIZE,
     BadRegion,
@@ -343,7 +344,7 @@ class WriteAheadLog:
         for first in doomed:
             (self._dir / segment_name(first)).unlink(missing_ok=True)
         if doomed:
-            _fsync_directory(self._dir)
+            fsync_dir(self._dir)
         return len(doomed)
 
     def close(self) -> None:
@@ -414,7 +415,7 @@ class WriteAheadLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         self._size = self._written = self._allocated = 0
         self._segments.append(self._next_seq)
-        _fsync_directory(self._dir)
+        fsync_dir(self._dir)
 
     def _allocate(self, end: int) -> None:
         """Allocate the segment up to at least ``end`` bytes, a chunk ahead (lock held).
@@ -596,14 +597,6 @@ def _lock_directory(directory: Path) -> int | None:
         os.close(fd)
         raise
     return fd
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _recover_tail(path: Path, first_seq: int) -> tuple[int, int]:
