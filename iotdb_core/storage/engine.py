@@ -31,8 +31,9 @@ from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import Compressor, TSDataType, TSEncoding
 from iotdb_core.model import Row
 from iotdb_core.patterns import compile_pattern, matches, series_nodes
+from iotdb_core.storage.arguments import bound, own_errors, sequence, text
 from iotdb_core.storage.background import Background
-from iotdb_core.storage.errors import StorageError
+from iotdb_core.storage.errors import InvalidArgumentTypeError, StorageError
 from iotdb_core.storage.ingest import check_series_encoding
 from iotdb_core.storage.reads import ReadPath
 from iotdb_core.storage.recovery import open_state
@@ -101,15 +102,17 @@ class Engine:
 
     # --------------------------------------------------------------------------------------------- schema
 
+    @own_errors
     def create_database(self, path: str) -> str:
         """Create a database (``root.<name>...``); returns its canonical path. SchemaError if it exists."""
         self.state.check_open()
-        return self.registry.create_database(path)
+        return self.registry.create_database(text(path, "create_database: path"))
 
     def list_databases(self) -> list[str]:
         """Every database, sorted."""
         return self.registry.databases()
 
+    @own_errors
     def create_timeseries(
         self,
         path: str,
@@ -122,7 +125,15 @@ class Engine:
         Raises SchemaError when it exists, its encoding cannot hold its type, or it has no database.
         """
         self.state.check_open()
-        device, measurement = split_series_path(path)
+        device, measurement = split_series_path(text(path, "create_timeseries: path"))
+        if not isinstance(data_type, (TSDataType, str)):
+            raise InvalidArgumentTypeError(f"create_timeseries: data_type: expected a TSDataType or a type name, "
+                                       f"got {data_type!r}")
+        for argument, value, kind in (("encoding", encoding, TSEncoding), ("compressor", compressor, Compressor)):
+            if value is not None and not isinstance(value, (kind, str)):
+                raise InvalidArgumentTypeError(
+                    f"create_timeseries: {argument}: expected a {kind.__name__} or its name, got {value!r}"
+                )
         if isinstance(data_type, str):
             data_type = TSDataType.parse(data_type)
         if isinstance(encoding, str):
@@ -138,12 +149,13 @@ class Engine:
         )
         return schema
 
+    @own_errors
     def list_series(self, pattern: str | None = None) -> list[SeriesSchema]:
         """Series whose path matches ``pattern`` (``*`` one level, ``**`` one or more), sorted by path."""
         series = sorted(self.registry.all_series(), key=lambda s: (s.device, s.measurement))
         if pattern is None:
             return series
-        wanted = compile_pattern(pattern)
+        wanted = compile_pattern(text(pattern, "list_series: pattern"))
         return [s for s in series if matches(wanted, series_nodes(s.device, s.measurement))]
 
     def list_devices(self) -> list[str]:
@@ -152,6 +164,7 @@ class Engine:
 
     # --------------------------------------------------------------------------------------------- writes
 
+    @own_errors
     def insert_record(
         self,
         device: str,
@@ -161,8 +174,11 @@ class Engine:
         types: Sequence[TSDataType | None] | None = None,
     ) -> WriteResult:
         """Write one device's values at one timestamp (None values are skipped)."""
+        sequence(measurements, "insert_record: measurements")
+        sequence(values, "insert_record: values")
         return self._writes.insert_record(device, timestamp, measurements, values, types)
 
+    @own_errors
     def insert_records(
         self,
         devices: Sequence[str],
@@ -172,12 +188,23 @@ class Engine:
         types_list: Sequence[Sequence[TSDataType | None] | None] | None = None,
     ) -> WriteResult:
         """Write several rows with one WAL record and one durability wait."""
+        for argument, value in (("devices", devices), ("timestamps", timestamps),
+                                ("measurements_list", measurements_list), ("values_list", values_list)):
+            sequence(value, f"insert_records: {argument}")
+        for index, (names, values) in enumerate(zip(measurements_list, values_list, strict=False)):
+            sequence(names, f"insert_records: measurements_list[{index}]")
+            sequence(values, f"insert_records: values_list[{index}]")
+        if types_list is not None:
+            sequence(types_list, "insert_records: types_list")
         return self._writes.insert_records(devices, timestamps, measurements_list, values_list, types_list)
 
+    @own_errors
     def write_rows(self, rows: Sequence[Row]) -> WriteResult:
         """Write rows of any devices with one WAL record and one durability wait (the MQTT ingest path)."""
+        sequence(rows, "write_rows: rows")
         return self._writes.write_rows(rows)
 
+    @own_errors
     def write_rows_deferred(self, rows: Sequence[Row]) -> PendingWrite:
         """Write rows like :meth:`write_rows` but return before the durability wait.
 
@@ -185,8 +212,10 @@ class Engine:
         :meth:`PendingWrite.wait` — from any thread — before acknowledging them. This lets the MQTT
         ingest thread go on formatting the next batch while an fsync covers this one.
         """
+        sequence(rows, "write_rows_deferred: rows")
         return self._writes.write_rows_deferred(rows)
 
+    @own_errors
     def insert_tablet(
         self,
         device: str,
@@ -200,34 +229,44 @@ class Engine:
         ``types`` may name IoTDB types (``"DOUBLE"``) as IoTDB's clients send them. Numpy columns of a
         matching dtype are validated and logged without per-point Python work.
         """
+        sequence(timestamps, "insert_tablet: timestamps")
+        sequence(measurements, "insert_tablet: measurements")
+        for index, column in enumerate(sequence(columns, "insert_tablet: columns")):
+            sequence(column, f"insert_tablet: columns[{index}]")
         return self._writes.insert_tablet(device, timestamps, measurements, columns, types)
 
     # --------------------------------------------------------------------------------------------- reads
 
+    @own_errors
     def query(self, path: str, start: int | None = None, end: int | None = None) -> SeriesResult:
         """Points of one series with ``start <= time <= end`` (both inclusive; None = unbounded), in time order.
 
         Deleted points and points expired by TTL are left out. A series that does not exist yields an
         empty result with ``data_type`` None.
         """
-        return self._reads.query(path, start, end)
+        return self._reads.query(text(path, "query: path"), bound(start, "query: start"), bound(end, "query: end"))
 
+    @own_errors
     def scan(
         self, path: str, start: int | None = None, end: int | None = None, *, bounds: Any = None
     ) -> list[Segment]:
         """The points ``query(path, start, end)`` returns, as segments for aggregate pushdown
         (:meth:`ReadPath.scan <iotdb_core.storage.reads.ReadPath.scan>` says which segments are statistics)."""
-        return self._reads.scan(path, start, end, bounds=bounds)
+        return self._reads.scan(
+            text(path, "scan: path"), bound(start, "scan: start"), bound(end, "scan: end"), bounds=bounds
+        )
 
+    @own_errors
     def last(self, path: str) -> tuple[int, Any] | None:
         """The point with the largest timestamp of a series, or None; served from memory.
 
         None also when that point has expired by TTL (then every point has).
         """
-        return self._reads.last(path)
+        return self._reads.last(text(path, "last: path"))
 
     # -------------------------------------------------------------------------------- deletion and TTL
 
+    @own_errors
     def delete(self, path_pattern: str, start: int | None = None, end: int | None = None) -> int:
         """Delete the points with ``start <= time <= end`` (both inclusive; None = unbounded) of every series
         ``path_pattern`` matches (``*`` one level, ``**`` one or more); returns the number of series matched.
@@ -235,16 +274,20 @@ class Engine:
         The deletion is durable when the call returns (a tombstone in the manifest). It hides only points
         written before the call: points written afterwards, at any timestamp, stay visible.
         """
-        return self._writes.delete(path_pattern, start, end)
+        return self._writes.delete(
+            text(path_pattern, "delete: path_pattern"), bound(start, "delete: start"), bound(end, "delete: end")
+        )
 
+    @own_errors
     def delete_timeseries(self, path_pattern: str) -> int:
         """Remove every series ``path_pattern`` matches from the schema and delete all its points.
 
         Returns the number of series removed. Writing to a removed series creates it anew (when schema
         auto-creation is on), possibly with another type; its old points never come back.
         """
-        return self._writes.delete_timeseries(path_pattern)
+        return self._writes.delete_timeseries(text(path_pattern, "delete_timeseries: path_pattern"))
 
+    @own_errors
     def set_ttl(self, path: str, ttl_ms: int | None) -> None:
         """Set (``None``: remove) the time to live of the points under ``path`` (``root.sg``, ``root.sg.d1``,
         ``root.**``...), in milliseconds; persisted. The most specific rule covering a series applies.
@@ -252,7 +295,8 @@ class Engine:
         Points older than ``now - ttl`` (in ``timestamp_precision`` units) are invisible at once and are
         reclaimed by compaction and by removing files whose points have all expired.
         """
-        self._writes.set_ttl(path, ttl_ms)
+        milliseconds = bound(ttl_ms, "set_ttl: ttl_ms", "an integer number of milliseconds")
+        self._writes.set_ttl(text(path, "set_ttl: path"), milliseconds)
 
     def list_ttl(self) -> dict[str, int]:
         """The TTL rules, path (``root.sg.**``) to milliseconds."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from iotdb_core.datatypes import ValueTypeError
 from iotdb_core.errors import IoTDBError
+from iotdb_core.paths import PathError
 
 
 class StorageError(IoTDBError):
@@ -34,3 +36,15 @@ class InvalidArgumentError(StorageError, ValueError):
 
     Also a ValueError, which is what such a call raised before this class existed.
     """
+
+
+class InvalidPathError(InvalidArgumentError, PathError):
+    """A path or path pattern the engine cannot use (also a PathError: SQL reports it as illegal path, 509)."""
+
+
+class InvalidValueError(InvalidArgumentError, ValueTypeError):
+    """A value that does not fit the type asked for (also a ValueTypeError)."""
+
+
+class InvalidArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument of the wrong type (also a TypeError, which is what such a call raised before)."""

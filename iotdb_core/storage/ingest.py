@@ -21,7 +21,7 @@ from iotdb_core.model import Row
 from iotdb_core.paths import PathError
 from iotdb_core.storage.codec import SeriesChunk, TabletColumn
 from iotdb_core.storage.columns import NUMPY_DTYPE, Conversion, check_timestamp, convert_timestamps
-from iotdb_core.storage.errors import InvalidArgumentError, SchemaError
+from iotdb_core.storage.errors import InvalidArgumentError, InvalidArgumentTypeError, SchemaError
 from iotdb_core.storage.memtable import SeriesKey
 from iotdb_core.storage.results import WriteFailure
 from iotdb_core.storage.schema import (
@@ -49,7 +49,7 @@ def data_types(
     if types is None:
         return None
     if isinstance(types, (str, bytes)) or not isinstance(types, Sequence | np.ndarray):
-        raise InvalidArgumentError(f"{argument}: expected a sequence of {count} data types, got {types!r}")
+        raise InvalidArgumentTypeError(f"{argument}: expected a sequence of {count} data types, got {types!r}")
     if len(types) != count:
         raise InvalidArgumentError(f"{argument}: {len(types)} data types for {count} measurements")
     parsed: list[TSDataType | None] = []
@@ -62,7 +62,7 @@ def data_types(
             except ValueError as exc:
                 raise InvalidArgumentError(f"{argument}[{index}]: {exc}") from None
         else:
-            raise InvalidArgumentError(
+            raise InvalidArgumentTypeError(
                 f"{argument}[{index}]: expected a data type (TSDataType or a name such as 'DOUBLE'), got {kind!r}"
             )
     return tuple(parsed)
