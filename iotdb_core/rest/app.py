@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from iotdb_core.auth import UserStore
-from iotdb_core.backend import StorageBackend
+from iotdb_core.backend import StorageBackend, SupportsHealth
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
 from iotdb_core.metrics import ServiceCounters
@@ -55,7 +55,7 @@ from iotdb_core.rest.payloads import (
     sql_request,
     tablet_request,
 )
-from iotdb_core.storage.errors import SchemaError, StorageError, WriteRejectedError
+from iotdb_core.storage.errors import ReadOnlyError, SchemaError, StorageError, WriteRejectedError
 from iotdb_core.storage.results import WriteResult
 
 __all__ = [
@@ -114,6 +114,8 @@ _SUCCESS = _status(SUCCESS_STATUS, "SUCCESS_STATUS")
 
 def _write_error(exc: Exception) -> Reply:
     """An engine exception during an insert as a status body."""
+    if isinstance(exc, ReadOnlyError):
+        return _status(STORAGE_ENGINE_ERROR, str(exc), 503)
     if isinstance(exc, WriteRejectedError):
         return _status(WRITE_PROCESS_REJECT, str(exc))
     if isinstance(exc, SchemaError):
@@ -260,7 +262,11 @@ class RestService:
     # ------------------------------------------------------------------------------------------- routes
 
     async def ping(self, _request: web.Request) -> web.Response:
-        """``GET /ping``: liveness, no authentication."""
+        """``GET /ping``: liveness, no authentication; HTTP 503 while the storage is read-only (disk full)."""
+        if isinstance(self.engine, SupportsHealth):
+            health = self.engine.health()
+            if not health.writable:
+                return self._response(_status(STORAGE_ENGINE_ERROR, health.reason, 503))
         return self._response(_SUCCESS)
 
     async def query(self, request: web.Request) -> web.Response:

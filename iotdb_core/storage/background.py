@@ -20,6 +20,7 @@ from iotdb_core.model import FlushInfo
 from iotdb_core.storage import blockstats
 from iotdb_core.storage.compaction import compact, pick
 from iotdb_core.storage.flush import flush_memtable
+from iotdb_core.storage.health import storage_failure
 from iotdb_core.storage.memtable import MemTable
 from iotdb_core.storage.state import EngineState
 from iotdb_core.storage.version import TableFile
@@ -154,7 +155,11 @@ class Background:
                 s.background_error = None
             except Exception as exc:
                 s.background_error = exc
-                log.exception("flush of %s failed; retrying", s.data_dir)
+                cause = storage_failure(exc)
+                if cause is not None:
+                    s.health.enter(cause)  # logged once; the probe resumes writes and flushes
+                else:
+                    log.exception("flush of %s failed; retrying", s.data_dir)
                 with s.wake_flush:
                     s.freeze_requested = True
                     s.wake_flush.wait(_RETRY_DELAY)
@@ -234,7 +239,11 @@ class Background:
                     continue
                 while not s.stopping and self._compact_once():
                     pass
-            except Exception:
-                log.exception("compaction in %s failed; retrying later", s.data_dir)
+            except Exception as exc:
+                cause = storage_failure(exc)
+                if cause is not None:
+                    s.health.enter(cause)
+                else:
+                    log.exception("compaction in %s failed; retrying later", s.data_dir)
                 time.sleep(_RETRY_DELAY)
 

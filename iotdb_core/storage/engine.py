@@ -29,11 +29,13 @@ import pluggy
 
 from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import Compressor, TSDataType, TSEncoding
-from iotdb_core.model import Row
+from iotdb_core.durable import atomic_write
+from iotdb_core.model import Health, Row
 from iotdb_core.patterns import compile_pattern, matches, series_nodes
 from iotdb_core.storage.arguments import bound, own_errors, sequence, text
 from iotdb_core.storage.background import Background
-from iotdb_core.storage.errors import InvalidArgumentTypeError, StorageError
+from iotdb_core.storage.errors import InvalidArgumentTypeError, ReadOnlyError, StorageError
+from iotdb_core.storage.health import HealthMonitor, storage_failure
 from iotdb_core.storage.ingest import check_series_encoding
 from iotdb_core.storage.reads import ReadPath
 from iotdb_core.storage.recovery import open_state
@@ -83,6 +85,7 @@ class Engine:
         self._reads = ReadPath(state)
         self._background = Background(state)
         self._writes = WritePath(state, self._reads, self._background)
+        state.health = HealthMonitor(str(data_dir), self._resume_writes)
         self._background.start()
         state.hook.iotdb_startup(engine=self, settings=settings)
 
@@ -328,6 +331,37 @@ class Engine:
         with self._background.hold():
             yield
 
+    # ------------------------------------------------------------------------------------------- health
+
+    def health(self) -> Health:
+        """Whether writes are accepted now (``writable``), and if not why: a full or unwritable disk."""
+        return self.state.health.health()
+
+    def resume(self) -> Health:
+        """Try now to leave the read-only state (the engine also probes by itself); returns the health after."""
+        return self.state.health.resume_now()
+
+    def _resume_writes(self) -> None:
+        """The probe: a small write and fsync in the data, WAL and TsFile directories, the WAL cut back to its
+        last durable record, then every memtable flushed (so what the WAL dropped of ASYNC writes is in a
+        TsFile). Raises while the disk still refuses."""
+        s = self.state
+        for directory in (s.data_dir, s.wal.directory, s.sequence_dir):
+            probe = directory / ".probe"
+            try:
+                atomic_write(probe, b"\0" * 4096)
+            finally:
+                probe.unlink(missing_ok=True)
+        with s.gate.exclusive():
+            s.wal.resume()
+        self._background.freeze()
+        self._background.flush_sealed()
+
+    def _storage_call(self, exc: BaseException) -> None:
+        cause = storage_failure(exc)
+        if cause is not None:
+            raise self.state.health.enter(cause) from exc
+
     # ------------------------------------------------------------------------------------------- closing
 
     def close(self) -> None:
@@ -347,13 +381,18 @@ class Engine:
         with s.gate.exclusive():
             pass  # the writes inside finish; later ones see the engine closed
         self._background.stop()
+        s.health.stop()
         error: BaseException | None = None
         try:
+            s.health.check()
             self._background.freeze()
             self._background.flush_sealed()
         except Exception as exc:
             error = exc
-            log.exception("final flush of %s failed; its data stays in the WAL", self.data_dir)
+            if isinstance(exc, ReadOnlyError) or storage_failure(exc) is not None:
+                log.error("final flush of %s not possible: %s; its data stays in the WAL", self.data_dir, exc)
+            else:
+                log.exception("final flush of %s failed; its data stays in the WAL", self.data_dir)
         finally:
             try:
                 s.wal.close()

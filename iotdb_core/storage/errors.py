@@ -48,3 +48,16 @@ class InvalidValueError(InvalidArgumentError, ValueTypeError):
 
 class InvalidArgumentTypeError(InvalidArgumentError, TypeError):
     """An argument of the wrong type (also a TypeError, which is what such a call raised before)."""
+
+
+class ReadOnlyError(StorageError):
+    """The engine refuses writes for now: a WAL or TsFile directory cannot be written (nothing was acknowledged).
+
+    It returns to normal by itself once a probe write succeeds (or on :meth:`Engine.resume`). MQTT should
+    answer with reason code 0x97 (quota exceeded) for :class:`StorageFullError` and 0x80 otherwise; REST
+    answers HTTP 503.
+    """
+
+
+class StorageFullError(ReadOnlyError):
+    """The disk holding the WAL or the TsFiles is full (ENOSPC or a quota)."""

@@ -21,6 +21,7 @@ from iotdb_core.config import Settings
 from iotdb_core.storage.columns import Conversion
 from iotdb_core.storage.errors import EngineClosedError
 from iotdb_core.storage.gate import Gate
+from iotdb_core.storage.health import HealthMonitor
 from iotdb_core.storage.ingest import Ingest
 from iotdb_core.storage.manifest import SEQUENCE_DIR, ManifestState, write_manifest
 from iotdb_core.storage.memtable import LastCache, MemTable
@@ -80,6 +81,7 @@ class EngineState:
         self.versions: VersionSet  #: the current Version; readers pin one (``versions.pinned()``)
         self.wal: WriteAheadLog
         self.last: LastCache  #: newest point per series; written under the mutable memtable's ``lock``
+        self.health: HealthMonitor  #: the read-only state (full or unwritable disk); guards itself
 
         # ---- guarded by ``manifest_lock``: the manifest on disk and its in-memory copy change together
         self.manifest_lock = threading.Lock()

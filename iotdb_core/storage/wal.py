@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import fcntl
 import logging
 import os
@@ -176,6 +177,8 @@ class WriteAheadLog:
         self._fsyncs = 0
         self._bytes = 0
         self._error: BaseException | None = None
+        self._durable = 0  # bytes of the segment known to be on disk (fsynced)
+        self._lost: list[tuple[int, int]] = []  # (after, upto]: tickets dropped by resume(), never durable
         self._closed = False
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
@@ -328,6 +331,44 @@ class WriteAheadLog:
                     self._rotate()
             return self._next_seq
 
+    def resume(self) -> None:
+        """Accept appends again after a failed write or fsync.
+
+        The segment being written is cut back to its last durable record (so the log holds only whole,
+        fsynced records), fsynced and closed, and a new segment is started; records appended since the last
+        fsync are dropped and their waiters fail (none of them was acknowledged). Raises WalError, leaving
+        the log failed, when the disk still cannot take it.
+        """
+        with self._lock:
+            self._check_open()
+            while self._syncing:
+                self._cond.wait()
+            if self._mode is WalMode.DISABLE:
+                self._error = None
+                return
+            try:
+                fd = self._fd
+                if fd is not None:
+                    keep = self._durable if self._mode is WalMode.SYNC else self._written
+                    os.ftruncate(fd, keep)
+                    _datasync(fd)
+                    os.close(fd)
+                    self._fd = None
+                self._unwritten.clear()
+                self._create_segment()
+            except OSError as exc:
+                self._error = exc
+                raise WalError(f"write-ahead log in {self._dir} cannot resume: {exc}") from exc
+            if self._synced < self._writes:
+                self._lost.append((self._synced, self._writes))
+            self._synced = self._writes
+            self._group = 1
+            self._error = None
+            self._cond.notify_all()
+            if self._mode is WalMode.ASYNC and (self._syncer is None or not self._syncer.is_alive()):
+                self._syncer = threading.Thread(target=self._sync_periodically, name="iotdb-wal-fsync", daemon=True)
+                self._syncer.start()
+
     def release(self, before_seq: int) -> int:
         """Delete every segment whose records all have sequence numbers below ``before_seq``.
 
@@ -413,7 +454,7 @@ class WriteAheadLog:
     def _create_segment(self) -> None:
         path = self._dir / segment_name(self._next_seq)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        self._size = self._written = self._allocated = 0
+        self._size = self._written = self._allocated = self._durable = 0
         self._segments.append(self._next_seq)
         fsync_dir(self._dir)
 
@@ -428,6 +469,8 @@ class WriteAheadLog:
         try:
             os.posix_fallocate(fd, self._allocated, target - self._allocated)
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                return  # no room to allocate ahead now: the write itself will tell
             self._preallocate = False
             _log.info("WAL segments in %s are not allocated ahead: %s", self._dir, exc)
             return
@@ -526,6 +569,9 @@ class WriteAheadLog:
 
     def _await_durable(self, ticket: int) -> None:
         """Return once write ``ticket`` is fsynced, leading an fsync if none is running (lock held)."""
+        for after, upto in self._lost:
+            if after < ticket <= upto:
+                raise WalError(f"write-ahead log in {self._dir} failed before the record was synced; it was dropped")
         while self._synced < ticket:
             if self._error is not None:
                 raise WalError(f"write-ahead log in {self._dir} failed: {self._error}") from self._error
@@ -557,9 +603,11 @@ class WriteAheadLog:
             try:
                 if buf:
                     self._write_out(buf)
+                end = self._written
                 _datasync(fd)
             finally:
                 self._lock.acquire()
+            self._durable = end
             self._fsyncs += 1
             self._group = target - self._synced
             self._synced = target

@@ -22,11 +22,12 @@ from iotdb_core.storage import codec
 from iotdb_core.storage.codec import SeriesChunk
 from iotdb_core.storage.columns import to_array
 from iotdb_core.storage.errors import WriteRejectedError
+from iotdb_core.storage.health import storage_failure
 from iotdb_core.storage.ingest import PreparedRows, PreparedTablet, data_types
 from iotdb_core.storage.memtable import LastCache, MemTable, SeriesKey
 from iotdb_core.storage.results import WriteResult
 from iotdb_core.storage.state import EngineState
-from iotdb_core.storage.wal import WalMode
+from iotdb_core.storage.wal import WalError, WalMode
 
 if TYPE_CHECKING:
     from iotdb_core.storage.background import Background
@@ -85,6 +86,12 @@ class WritePath:
         """Write rows of any devices with one WAL record and one durability wait (the MQTT ingest path)."""
         return self.write_rows_deferred(rows).wait()
 
+    def _refused(self, exc: BaseException) -> None:
+        """Turn a full or unwritable disk met by this write into the read-only error (raised by the caller)."""
+        cause = storage_failure(exc)
+        if cause is not None:
+            raise self.state.health.enter(cause) from exc
+
     def write_rows_deferred(self, rows: Sequence[Row]) -> PendingWrite:
         """Write rows like :meth:`write_rows` but return before the durability wait.
 
@@ -94,10 +101,15 @@ class WritePath:
         """
         s = self.state
         s.check_open()
+        s.health.check()
         rows = list(rows)
         if s.hook.iotdb_before_write.get_hookimpls():
             s.hook.iotdb_before_write(rows=rows, settings=s.settings)
-        return self._write_rows_deferred(rows)
+        try:
+            return self._write_rows_deferred(rows)
+        except (OSError, WalError) as exc:
+            self._refused(exc)
+            raise
 
     def _write_rows_deferred(self, rows: list[Row]) -> PendingWrite:
         """:meth:`write_rows_deferred` once the ``iotdb_before_write`` hooks ran."""
@@ -113,11 +125,31 @@ class WritePath:
     def wait_durable(self, pending: PendingWrite) -> None:
         s = self.state
         if pending.ticket:
-            s.wal.wait_durable(pending.ticket)
+            try:
+                s.wal.wait_durable(pending.ticket)
+            except WalError as exc:
+                self._refused(exc)
+                raise
         if s.hook.iotdb_after_write.get_hookimpls():
             s.hook.iotdb_after_write(rows=pending.rows, result=pending.result)
 
     def insert_tablet(
+        self,
+        device: str,
+        timestamps: Sequence[int] | np.ndarray,
+        measurements: Sequence[str],
+        columns: Sequence[Sequence[Any] | np.ndarray],
+        types: Sequence[TSDataType | str | None] | None = None,
+    ) -> WriteResult:
+        """Write one device's rows given column by column; refused while the storage is read-only."""
+        self.state.health.check()
+        try:
+            return self._insert_tablet(device, timestamps, measurements, columns, types)
+        except (OSError, WalError) as exc:
+            self._refused(exc)
+            raise
+
+    def _insert_tablet(
         self,
         device: str,
         timestamps: Sequence[int] | np.ndarray,
