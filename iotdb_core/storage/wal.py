@@ -348,14 +348,19 @@ class WriteAheadLog:
                 return
             try:
                 fd = self._fd
+                keep = self._durable if self._mode is WalMode.SYNC else self._written
                 if fd is not None:
-                    keep = self._durable if self._mode is WalMode.SYNC else self._written
                     os.ftruncate(fd, keep)
                     _datasync(fd)
-                    os.close(fd)
-                    self._fd = None
                 self._unwritten.clear()
-                self._create_segment()
+                if fd is not None and self._segments and self._segments[-1] == self._next_seq:
+                    # no record of this segment got a sequence number past its name: go on writing it
+                    self._size = self._written = self._allocated = self._durable = keep
+                else:
+                    if fd is not None:
+                        os.close(fd)
+                        self._fd = None
+                    self._create_segment()
             except OSError as exc:
                 self._error = exc
                 raise WalError(f"write-ahead log in {self._dir} cannot resume: {exc}") from exc
