@@ -48,6 +48,7 @@ from iotdb_core.storage.results import (
     WriteResult,
 )
 from iotdb_core.storage.schema import SchemaRegistry, SeriesSchema, canonical_device, make_schema, split_series_path
+from iotdb_core.storage.wal import WalError
 from iotdb_core.storage.writes import PendingWrite, WritePath
 
 __all__ = ["Engine", "PendingWrite", "PointsSegment", "Segment", "SeriesResult", "StatsSegment", "WriteFailure",
@@ -109,7 +110,8 @@ class Engine:
     def create_database(self, path: str) -> str:
         """Create a database (``root.<name>...``); returns its canonical path. SchemaError if it exists."""
         self.state.check_open()
-        return self.registry.create_database(text(path, "create_database: path"))
+        with self._storage_writes():
+            return self.registry.create_database(text(path, "create_database: path"))
 
     def list_databases(self) -> list[str]:
         """Every database, sorted."""
@@ -147,9 +149,10 @@ class Engine:
         check_series_encoding(schema)
         _, nodes = canonical_device(device)
         self.registry.planned_database(nodes)
-        self.registry.create_series(
-            [schema], auto_database=self.settings.enable_auto_create_schema, exist_ok=False
-        )
+        with self._storage_writes():
+            self.registry.create_series(
+                [schema], auto_database=self.settings.enable_auto_create_schema, exist_ok=False
+            )
         return schema
 
     @own_errors
@@ -277,9 +280,10 @@ class Engine:
         The deletion is durable when the call returns (a tombstone in the manifest). It hides only points
         written before the call: points written afterwards, at any timestamp, stay visible.
         """
-        return self._writes.delete(
-            text(path_pattern, "delete: path_pattern"), bound(start, "delete: start"), bound(end, "delete: end")
-        )
+        pattern = text(path_pattern, "delete: path_pattern")
+        low, high = bound(start, "delete: start"), bound(end, "delete: end")
+        with self._storage_writes():
+            return self._writes.delete(pattern, low, high)
 
     @own_errors
     def delete_timeseries(self, path_pattern: str) -> int:
@@ -288,7 +292,9 @@ class Engine:
         Returns the number of series removed. Writing to a removed series creates it anew (when schema
         auto-creation is on), possibly with another type; its old points never come back.
         """
-        return self._writes.delete_timeseries(text(path_pattern, "delete_timeseries: path_pattern"))
+        pattern = text(path_pattern, "delete_timeseries: path_pattern")
+        with self._storage_writes():
+            return self._writes.delete_timeseries(pattern)
 
     @own_errors
     def set_ttl(self, path: str, ttl_ms: int | None) -> None:
@@ -299,7 +305,8 @@ class Engine:
         reclaimed by compaction and by removing files whose points have all expired.
         """
         milliseconds = bound(ttl_ms, "set_ttl: ttl_ms", "an integer number of milliseconds")
-        self._writes.set_ttl(text(path, "set_ttl: path"), milliseconds)
+        with self._storage_writes():
+            self._writes.set_ttl(text(path, "set_ttl: path"), milliseconds)
 
     def list_ttl(self) -> dict[str, int]:
         """The TTL rules, path (``root.sg.**``) to milliseconds."""
@@ -357,10 +364,17 @@ class Engine:
         self._background.freeze()
         self._background.flush_sealed()
 
-    def _storage_call(self, exc: BaseException) -> None:
-        cause = storage_failure(exc)
-        if cause is not None:
-            raise self.state.health.enter(cause) from exc
+    @contextmanager
+    def _storage_writes(self) -> Iterator[None]:
+        """Refuse the block while read-only; a full or unwritable disk met inside makes the engine read-only."""
+        self.state.health.check()
+        try:
+            yield
+        except (OSError, WalError) as exc:
+            cause = storage_failure(exc)
+            if cause is not None:
+                raise self.state.health.enter(cause) from exc
+            raise
 
     # ------------------------------------------------------------------------------------------- closing
 
