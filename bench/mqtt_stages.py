@@ -69,7 +69,7 @@ def measure(shape_name: str, rounds: int, workdir: Path) -> dict[str, float]:
             "format via hook": best(rounds, lambda r: [hook(topic=p.topic, payload=p.payload, context=context)
                                                        for p in publishes[r]]),
             "format direct": best(rounds, lambda r: [direct(p.topic, p.payload, context) for p in publishes[r]]),
-            "Ingest.rows": best(rounds, lambda r: engine._ingest.rows(rows[r])),
+            "Ingest.rows": best(rounds, lambda r: engine.state.ingest.rows(rows[r])),
             "Ingestor.ingest": best(rounds, lambda r: [ingestor.ingest(context, publishes[r][i:i + batch])
                                                        for i in range(0, count, batch)]),
         }

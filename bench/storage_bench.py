@@ -162,7 +162,7 @@ def record_ingest(args: argparse.Namespace, data_dir: Path, mode: str) -> dict[s
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - start
-    stats = engine._wal.stats()
+    stats = engine.state.wal.stats()
     engine.close()
     calls = sum(counts)
     return {

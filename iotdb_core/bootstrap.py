@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pluggy
 
+from iotdb_core.backend import StorageBackend
 from iotdb_core.config import Option, Settings, load_settings, resolve_config_path
 from iotdb_core.errors import PluginError
 from iotdb_core.formatter import PayloadFormatter
 from iotdb_core.formatter_loader import formatter_options, installed_formatters, load_formatter
 from iotdb_core.plugin_manager import create_plugin_manager
-from iotdb_core.storage.engine import Engine
 
 
 @dataclass
@@ -73,10 +72,28 @@ def _other_formatters_keys(chosen: str) -> set[str]:
     return keys
 
 
-def open_engine(runtime: Runtime) -> Any:
-    """Open the storage engine: a plugin's backend (``iotdb_storage_backend``) or the built-in one."""
+def open_engine(runtime: Runtime) -> StorageBackend:
+    """Open the storage engine: a plugin's backend (``iotdb_storage_backend``) or the built-in one.
+
+    Raises PluginError when the plugin's backend lacks a call of :class:`StorageBackend`, so a backend
+    that misses one fails at startup rather than on the first write or query that needs it.
+    """
     data_dir = Path(runtime.settings.data_dir)
     backend = runtime.plugins.hook.iotdb_storage_backend(data_dir=data_dir, settings=runtime.settings)
     if backend is not None:
+        missing = missing_calls(backend)
+        if missing:
+            raise PluginError(
+                f"the storage backend {type(backend).__qualname__} supplied by iotdb_storage_backend lacks "
+                f"{', '.join(missing)} (see iotdb_core.backend.StorageBackend)"
+            )
         return backend
+    from iotdb_core.storage.engine import Engine  # noqa: PLC0415 - storage only once an engine is opened
+
     return Engine.open(data_dir, runtime.settings, runtime.plugins)
+
+
+def missing_calls(backend: object) -> list[str]:
+    """The members of :class:`StorageBackend` that ``backend`` does not have."""
+    members = sorted(name for name in vars(StorageBackend) if not name.startswith("_"))
+    return [name for name in members if not hasattr(backend, name)]

@@ -11,33 +11,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 from iotdb_core.config import Option, Settings
-from iotdb_core.datatypes import TSDataType
 from iotdb_core.errors import FormatError
+from iotdb_core.model import Row, Value
 
 __all__ = ["FormatContext", "FormatError", "PayloadFormatter", "Row", "Value"]
-
-Value = bool | int | float | str
-
-
-class Row(NamedTuple):
-    """One device's values at one timestamp.
-
-    ``types`` is ``None`` when the payload said nothing about types (the engine then uses the
-    series' schema or infers a type), otherwise one entry per measurement, ``None`` meaning
-    "infer this one". A ``None`` value means "no value for that measurement" and is skipped.
-    A named tuple rather than a dataclass: formatters build one per row on the ingest hot path,
-    and a tuple is several times cheaper to create. Use ``row._replace(values=...)`` to derive one.
-    """
-
-    device: str
-    timestamp: int
-    measurements: tuple[str, ...]
-    values: tuple[Value | None, ...]
-    types: tuple[TSDataType | None, ...] | None = None
-
 
 @dataclass(frozen=True, slots=True)
 class FormatContext:

@@ -8,32 +8,24 @@ Hooks are called with keyword arguments; an implementation may accept any subset
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
+from iotdb_core.backend import StorageBackend
 from iotdb_core.config import Option, Settings
-from iotdb_core.formatter import FormatContext, Row
+from iotdb_core.formatter import FormatContext
+from iotdb_core.model import FlushInfo, Row
 
 if TYPE_CHECKING:
-    from iotdb_core.storage.engine import Engine, WriteResult
+    from iotdb_core.storage.engine import Engine
+    from iotdb_core.storage.results import WriteResult
 
 PROJECT_NAME = "iotdb"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-
-
-@dataclass(frozen=True, slots=True)
-class FlushInfo:
-    """What one memtable flush wrote."""
-
-    path: Path
-    series_count: int
-    point_count: int
-    file_size: int
 
 
 @hookspec
@@ -107,11 +99,11 @@ def iotdb_shutdown(engine: Engine) -> None:
 
 
 @hookspec(firstresult=True)
-def iotdb_storage_backend(data_dir: Path, settings: Settings) -> Any:
+def iotdb_storage_backend(data_dir: Path, settings: Settings) -> StorageBackend | None:
     """Supply another storage backend in place of the built-in engine.
 
-    The first non-``None`` result is used; it must offer the public API of
-    :class:`iotdb_core.storage.engine.Engine`.
+    The first non-``None`` result is used; it must implement :class:`iotdb_core.backend.StorageBackend`
+    (and may implement the capability protocols of :mod:`iotdb_core.backend`).
 
     :param data_dir: the configured data directory.
     :param settings: the running configuration.

@@ -37,6 +37,11 @@ def unquote_node(node: str) -> str:
     return node
 
 
+def canonical_node(node: str) -> str:
+    """The one stored form of a written node: ```d1``` and ``d1`` are both ``d1``; wildcards stay as they are."""
+    return node if node in _WILDCARDS else quote_node(unquote_node(node))
+
+
 @lru_cache(maxsize=65536)
 def split_path(path: str, *, allow_wildcards: bool = False) -> tuple[str, ...]:
     """Split a written path into its nodes (each kept in written form) and validate every node.

@@ -17,6 +17,7 @@ from typing import Any
 import pluggy
 
 from iotdb_core.authz import Authorizer
+from iotdb_core.backend import StorageBackend
 from iotdb_core.deadletter import DeadLetter, DeadLetterLog
 from iotdb_core.errors import FormatError
 from iotdb_core.formatter import FormatContext, Row
@@ -104,7 +105,7 @@ class RateLimitedLog:
 class Ingestor:
     """Formats and writes batches of publishes; safe to call from several threads."""
 
-    def __init__(self, plugins: pluggy.PluginManager, engine: object, dead_letters: DeadLetterLog,
+    def __init__(self, plugins: pluggy.PluginManager, engine: StorageBackend, dead_letters: DeadLetterLog,
                  counters: ServiceCounters, authorizer: Authorizer | None = None) -> None:
         self._format = _formatting_call(plugins)
         self._authorizer = authorizer
@@ -152,7 +153,7 @@ class Ingestor:
             rows.extend(produced)
             owners.extend([index] * len(produced))
         if rows:
-            pending = self._engine.write_rows_deferred(rows)  # type: ignore[attr-defined]
+            pending = self._engine.write_rows_deferred(rows)
             result = pending.result
             self._counters.add("rows_written", len(rows))
             self._counters.add("points_written", result.points_written)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import ujson
 
+from iotdb_core.backend import StorageBackend
 from iotdb_core.cli.output import Result
 from iotdb_core.datatypes import TSDataType
 from iotdb_core.errors import IoTDBError
@@ -447,8 +448,8 @@ class RpcBackend(Backend):
 class LocalBackend(Backend):
     """A data directory opened with the storage engine in this process."""
 
-    def __init__(self, engine: Any, settings: Any, data_dir: Path) -> None:
-        self.engine = engine
+    def __init__(self, engine: StorageBackend, settings: Any, data_dir: Path) -> None:
+        self.engine: StorageBackend | None = engine
         self.settings = settings
         self.data_dir = data_dir
         self.description = f"data directory {data_dir}"
@@ -485,7 +486,7 @@ class LocalBackend(Backend):
             # Whoever may open the data directory may do anything in it: user statements run as root.
             session = UserStore.open(self.data_dir).session(DEFAULT_USER) if isinstance(
                 statement, ast.SECURITY_STATEMENTS) else None
-            return statement, execute(self.engine, statement, settings=self.settings, row_limit=row_limit,
+            return statement, execute(self._engine(), statement, settings=self.settings, row_limit=row_limit,
                                       session=session)
         except QueryError as exc:
             raise StatementError(exc.code, exc.message) from None
@@ -505,7 +506,7 @@ class LocalBackend(Backend):
     def series(self, patterns: list[str]) -> list[SeriesInfo]:
         found = {}
         for pattern in patterns:
-            for schema in self.engine.list_series(pattern):
+            for schema in self._engine().list_series(pattern):
                 found[schema.path] = SeriesInfo(
                     schema.path, schema.device, schema.measurement, schema.data_type,
                     schema.encoding.value, schema.compressor.value,
@@ -513,19 +514,20 @@ class LocalBackend(Backend):
         return [found[path] for path in sorted(found)]
 
     def read_series(self, info: SeriesInfo, after: int | None, limit: int | None) -> tuple[np.ndarray, Any]:
-        found = self.engine.query(info.path, None if after is None else after + 1, None)
+        found = self._engine().query(info.path, None if after is None else after + 1, None)
         stamps, values = found.timestamps, found.values
+        texts: list[str] | None = None
         if limit is not None:
             stamps, values = stamps[:limit], values[:limit]
         if info.data_type is TSDataType.TEXT:
-            values = [str(value) for value in values]
-        return stamps, values
+            texts = [str(value) for value in values]
+        return stamps, values if texts is None else texts
 
     def insert_tablet(
         self, device: str, timestamps: list[int], measurements: list[str], types: list[TSDataType],
         columns: list[list[Any]],
     ) -> int:
-        result = self.engine.insert_tablet(device, timestamps, measurements, columns, types)
+        result = self._engine().insert_tablet(device, timestamps, measurements, columns, types)
         if result.failures:
             first = result.failures[0]
             raise CliError(
@@ -533,6 +535,11 @@ class LocalBackend(Backend):
                 f"first: {first.measurement} at {first.timestamp}: {first.reason}"
             )
         return int(result.points_written)
+
+    def _engine(self) -> StorageBackend:
+        if self.engine is None:
+            raise CliError(f"{self.description} is closed")
+        return self.engine
 
     def close(self) -> None:
         engine, self.engine = self.engine, None

@@ -35,7 +35,7 @@ from iotdb_core.cli.export_cmd import progress
 from iotdb_core.cli.output import parse_time
 from iotdb_core.cli.query_cmd import quiet_logging
 from iotdb_core.datatypes import FLOAT_MAX, TSDataType
-from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
+from iotdb_core.paths import PathError, canonical_node, split_path
 
 DEFAULT_BATCH = 10_000
 #: Up to this many devices, existing series are looked up device by device; beyond, all at once.
@@ -82,7 +82,7 @@ def _measurement(text: str, label: str) -> str:
         raise CliError(f"header column {label!r}: {exc}") from None
     if len(nodes) != 2:
         raise CliError(f"header column {label!r}: a measurement is one node (quote dots with backquotes)")
-    return quote_node(unquote_node(nodes[1]))
+    return canonical_node(nodes[1])
 
 
 def _series(text: str, label: str) -> tuple[str, str]:

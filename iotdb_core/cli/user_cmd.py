@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _holds_database(data_dir: Path) -> bool:
-    from iotdb_core.storage.engine import WAL_DIR  # noqa: PLC0415 - the engine's layout, only for this check
     from iotdb_core.storage.manifest import MANIFEST  # noqa: PLC0415
+    from iotdb_core.storage.recovery import WAL_DIR  # noqa: PLC0415 - the engine's layout, only for this check
 
     return (data_dir / USERS_FILE).is_file() or (data_dir / MANIFEST).is_file() or (data_dir / WAL_DIR).is_dir()
 

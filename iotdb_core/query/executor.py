@@ -23,9 +23,11 @@ import numpy as np
 
 from iotdb_core.auth import Session
 from iotdb_core.authz import ADMIN, Privilege
+from iotdb_core.backend import StorageBackend, SupportsDelete, SupportsScan, SupportsTTL
 from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, Compressor, TSDataType, TSEncoding, ValueTypeError
-from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
+from iotdb_core.paths import PathError, canonical_node, split_path
+from iotdb_core.patterns import matches
 from iotdb_core.query import ast
 from iotdb_core.query.aggregates import aggregate, aggregate_elements
 from iotdb_core.query.errors import (
@@ -61,7 +63,7 @@ _OBJECT = np.dtype(object)
 
 
 def execute(
-    engine: Any,
+    engine: StorageBackend,
     sql: str | ast.Statement,
     *,
     settings: Settings | None = None,
@@ -88,7 +90,7 @@ def execute(
         raise SemanticError(f"row_limit should be a positive integer, got {row_limit!r}")
     statement = parse(sql) if isinstance(sql, str) else sql
     if settings is None:
-        settings = getattr(engine, "settings", None) or default_settings()
+        settings = engine.settings or default_settings()
     precision = settings.get("timestamp_precision", "ms")
     context = TimeContext(precision, zone, time.time_ns())
     try:
@@ -173,38 +175,13 @@ def format_value(value: Any, data_type: TSDataType) -> str:
 
 
 def _pattern_nodes(path: ast.Path) -> tuple[str, ...]:
-    return tuple(node if node in ("*", "**") else quote_node(unquote_node(node)) for node in path.nodes)
-
-
-def _matches(pattern: tuple[str, ...], nodes: tuple[str, ...]) -> bool:
-    """Whether ``nodes`` match ``pattern`` (``*`` one level, ``**`` one or more), by dynamic programming."""
-    width = len(nodes)
-    reachable = [False] * (width + 1)  # reachable[j]: the pattern so far can consume exactly nodes[:j]
-    reachable[0] = True
-    for node in pattern:
-        following = [False] * (width + 1)
-        if node == "**":
-            seen = False
-            for j in range(width + 1):
-                if seen:
-                    following[j] = True
-                if reachable[j]:
-                    seen = True
-            # '**' takes at least one node: following[j] holds when some i < j is reachable
-        else:
-            for j in range(width):
-                if reachable[j] and (node == "*" or node == nodes[j]):
-                    following[j + 1] = True
-        reachable = following
-        if not any(reachable):
-            return False
-    return reachable[width]
+    return tuple(canonical_node(node) for node in path.nodes)
 
 
 class _Executor:
     def __init__(
         self,
-        engine: Any,
+        engine: StorageBackend,
         context: TimeContext,
         row_limit: int | None,
         stats: ExecutionStats | None = None,
@@ -417,7 +394,7 @@ class _Executor:
         self, source: RowSource, windows: tuple[np.ndarray, np.ndarray] | None
     ) -> tuple[np.ndarray | None, list[np.ndarray], list[np.ndarray | None]]:
         """One aggregate column per select column, from ``Engine.scan`` statistics when it can, else from points."""
-        scan = getattr(self.engine, "scan", None)
+        scan = self.engine.scan if isinstance(self.engine, SupportsScan) else None
         if scan is not None and source.filter is None and len(source.bound.intervals) <= MAX_SCAN_RANGES:
 
             def column(spec: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -620,7 +597,7 @@ class _Executor:
         pattern = path or _ROOT_ALL
         check_path(pattern, wildcards=True, min_levels=0)
         nodes = _pattern_nodes(pattern)
-        return [item for item in candidates if _matches(nodes, split_path(item))]
+        return [item for item in candidates if matches(nodes, split_path(item))]
 
     def _run_ShowDevices(self, statement: ast.ShowDevices) -> MetadataResult:
         devices = self._visible(self._matching(self.engine.list_devices(), statement.path))
@@ -628,8 +605,7 @@ class _Executor:
 
     def _run_ShowDatabases(self, statement: ast.ShowDatabases) -> MetadataResult:
         databases = self._visible(self._matching(self.engine.list_databases(), statement.path))
-        list_ttl = getattr(self.engine, "list_ttl", None)
-        rules = list(list_ttl().items()) if list_ttl is not None else []
+        rules = list(self.engine.list_ttl().items()) if isinstance(self.engine, SupportsTTL) else []
         columns = ["Database", "TTL", "SchemaReplicationFactor", "DataReplicationFactor", "TimePartitionInterval"]
         return MetadataResult(columns, [(database, _ttl_of(database, rules), 1, 1, None) for database in databases])
 
@@ -677,7 +653,7 @@ class _Executor:
                 raise QueryError(ILLEGAL_PATH, f"measurement {column!r}: {exc}") from None
             if len(nodes) != 2:  # pragma: no cover - the grammar gives one node per column
                 raise QueryError(ILLEGAL_PATH, f"measurement {column!r} must be a single node")
-            measurements.append(quote_node(unquote_node(nodes[1])))
+            measurements.append(canonical_node(nodes[1]))
         if len(set(measurements)) != len(measurements):
             raise SemanticError(f"INSERT INTO {device}: a measurement is given twice")
         if not measurements:
@@ -728,13 +704,13 @@ class _Executor:
         patterns = [check_path(path, wildcards=True, min_levels=1) for path in statement.paths]
         times = self._time_only(statement.where, "DELETE")
         self._require_matched(Privilege.WRITE_DATA, statement.paths)
-        delete = getattr(self.engine, "delete", None)
-        if delete is None:
+        if not isinstance(self.engine, SupportsDelete):
             raise SemanticError("DELETE FROM is not supported by this storage engine")
         matched: int | None = 0
         for pattern in patterns:
             counts = [
-                _engine_call(delete, pattern, None if low == INT64_MIN else low, None if high == INT64_MAX else high)
+                _engine_call(
+                    self.engine.delete, pattern, None if low == INT64_MIN else low, None if high == INT64_MAX else high)
                 for low, high in times.intervals
             ]
             if matched is not None and all(isinstance(count, int) for count in counts):
@@ -749,11 +725,10 @@ class _Executor:
         if not matched:
             raise QueryError(PATH_NOT_EXIST, f"Timeseries [{', '.join(patterns)}] does not exist")
         self._require_matched(Privilege.WRITE_SCHEMA, statement.paths)
-        delete = getattr(self.engine, "delete_timeseries", None)
-        if delete is None:
+        if not isinstance(self.engine, SupportsDelete):
             raise SemanticError("DELETE TIMESERIES is not supported by this storage engine")
         for pattern in patterns:
-            _engine_call(delete, pattern)
+            _engine_call(self.engine.delete_timeseries, pattern)
         return UpdateResult("DELETE TIMESERIES", len(matched))
 
     def _run_SetTTL(self, statement: ast.SetTTL) -> UpdateResult:
@@ -769,10 +744,9 @@ class _Executor:
         return self._set_ttl("UNSET TTL", pattern, None)
 
     def _set_ttl(self, name: str, pattern: str, ttl: int | None) -> UpdateResult:
-        set_ttl = getattr(self.engine, "set_ttl", None)
-        if set_ttl is None:
+        if not isinstance(self.engine, SupportsTTL):
             raise SemanticError(f"{name} is not supported by this storage engine")
-        _engine_call(set_ttl, pattern, ttl)
+        _engine_call(self.engine.set_ttl, pattern, ttl)
         return UpdateResult(name)
 
 
@@ -784,7 +758,7 @@ def _ttl_of(database: str, rules: list[tuple[str, int]]) -> int | None:
         base = split_path(text, allow_wildcards=True)
         if base[-1] == "**":
             base = base[:-1]
-        if len(base) <= len(nodes) and _matches(base, nodes[: len(base)]) and (best is None or len(base) > best[0]):
+        if len(base) <= len(nodes) and matches(base, nodes[: len(base)]) and (best is None or len(base) > best[0]):
             best = (len(base), ttl)
     return None if best is None else best[1]
 

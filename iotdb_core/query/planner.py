@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from iotdb_core.backend import StorageBackend
 from iotdb_core.datatypes import TSDataType
-from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
+from iotdb_core.paths import PathError, canonical_node, split_path
 from iotdb_core.query import ast
 from iotdb_core.query.aggregates import result_type
 from iotdb_core.query.errors import ILLEGAL_PATH, QueryError, SemanticError
@@ -38,7 +39,7 @@ class SchemaView:
     naming many series scans the schema once.
     """
 
-    def __init__(self, engine: object) -> None:
+    def __init__(self, engine: StorageBackend) -> None:
         self._engine = engine
         self._cache: dict[str, list[SeriesSchema]] = {}
         self._by_path: dict[str, SeriesSchema] | None = None
@@ -51,12 +52,12 @@ class SchemaView:
             check_path(pattern, wildcards=True)
             try:
                 if pattern.has_wildcard:
-                    found = list(self._engine.list_series(text))  # type: ignore[attr-defined]
+                    found = list(self._engine.list_series(text))
                 else:
                     if self._by_path is None:
-                        everything = self._engine.list_series()  # type: ignore[attr-defined]
+                        everything = self._engine.list_series()
                         self._by_path = {series.path: series for series in everything}
-                    canonical = ".".join(quote_node(unquote_node(node)) for node in pattern.nodes)
+                    canonical = ".".join(canonical_node(node) for node in pattern.nodes)
                     match = self._by_path.get(canonical)
                     found = [] if match is None else [match]
             except PathError as exc:

@@ -33,6 +33,7 @@ from iotdb_core.authz import (
     parse_pattern,
     parse_privileges,
 )
+from iotdb_core.backend import StorageBackend
 from iotdb_core.paths import PathError
 from iotdb_core.query import ast
 from iotdb_core.query.errors import ILLEGAL_PATH, QueryError, SemanticError
@@ -53,7 +54,7 @@ def denied(exc: AccessDenied) -> QueryError:
 class FilteredSchemaView(SchemaView):
     """A schema view that leaves out the series the user lacks ``privilege`` on, remembering them."""
 
-    def __init__(self, engine: object, guard: Guard, privilege: Privilege) -> None:
+    def __init__(self, engine: StorageBackend, guard: Guard, privilege: Privilege) -> None:
         super().__init__(engine)
         self._guard = guard
         self._privilege = privilege
@@ -99,7 +100,7 @@ class Guard:
         """The databases or devices under which the user holds ``privilege`` somewhere."""
         return [prefix for prefix in prefixes if self.authorizer.may_see_under(self.user, privilege, prefix)]
 
-    def schema(self, engine: object, privilege: Privilege) -> FilteredSchemaView:
+    def schema(self, engine: StorageBackend, privilege: Privilege) -> FilteredSchemaView:
         return FilteredSchemaView(engine, self, privilege)
 
 

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from iotdb_core.auth import UserStore
 from iotdb_core.authz import AccessDenied, Privilege
+from iotdb_core.backend import StorageBackend, SupportsHealth
 from iotdb_core.config import Settings
 from iotdb_core.engine_metrics import engine_figures, process_figures
 from iotdb_core.errors import IoTDBError
@@ -63,7 +64,7 @@ from iotdb_core.rest.replies import SUCCESS as _SUCCESS
 from iotdb_core.rest.replies import Reply
 from iotdb_core.rest.replies import status as _status
 from iotdb_core.rest.v1 import RestV1Routes
-from iotdb_core.storage.errors import SchemaError, StorageError, WriteRejectedError
+from iotdb_core.storage.errors import ReadOnlyError, SchemaError, StorageError, WriteRejectedError
 from iotdb_core.storage.results import WriteResult
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ def _write_error(exc: Exception) -> Reply:
     """An engine exception during an insert as a status body."""
     if isinstance(exc, AccessDenied):
         return _status(exc.code, exc.message)
+    if isinstance(exc, ReadOnlyError):
+        return _status(STORAGE_ENGINE_ERROR, str(exc), 503)
     if isinstance(exc, WriteRejectedError):
         return _status(WRITE_PROCESS_REJECT, str(exc))
     if isinstance(exc, SchemaError):
@@ -131,7 +134,7 @@ class RestService:
 
     def __init__(
         self,
-        engine: Any,
+        engine: StorageBackend,
         settings: Settings,
         users: UserStore,
         counters: ServiceCounters,
@@ -255,7 +258,11 @@ class RestService:
     # ------------------------------------------------------------------------------------------- routes
 
     async def ping(self, _request: web.Request) -> web.Response:
-        """``GET /ping``: liveness, no authentication."""
+        """``GET /ping``: liveness, no authentication; HTTP 503 while the storage is read-only (disk full)."""
+        if isinstance(self.engine, SupportsHealth):
+            health = self.engine.health()
+            if not health.writable:
+                return self._response(_status(STORAGE_ENGINE_ERROR, health.reason, 503))
         return self._response(_SUCCESS)
 
     async def query(self, request: web.Request) -> web.Response:
@@ -356,7 +363,7 @@ class RestServer:
 
     def __init__(
         self,
-        engine: Any,
+        engine: StorageBackend,
         settings: Settings,
         users: UserStore,
         counters: ServiceCounters,

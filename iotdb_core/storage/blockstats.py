@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from iotdb_core.datatypes import TSDataType
+from iotdb_core.durable import fsync_dir
 from iotdb_core.storage.columns import NUMPY_DTYPE
 from iotdb_core.storage.tsfile_io import SeriesData
 
@@ -163,11 +164,7 @@ def write(path: str | os.PathLike[str], blocks: dict[tuple[str, str], tuple[TSDa
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(final.parent)
 
 
 def write_quietly(path: str | os.PathLike[str], blocks: dict[tuple[str, str], tuple[TSDataType, BlockStats]]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from iotdb_core.datatypes import ValueTypeError
 from iotdb_core.errors import IoTDBError
+from iotdb_core.paths import PathError
 
 
 class StorageError(IoTDBError):
@@ -27,3 +29,35 @@ class SchemaError(StorageError):
 
 class CorruptionError(StorageError):
     """A durable file (manifest, schema log, WAL) is damaged in a way recovery cannot repair by itself."""
+
+
+class InvalidArgumentError(StorageError, ValueError):
+    """A call was malformed as a whole (an argument of the wrong type or length); the message names the argument.
+
+    Also a ValueError, which is what such a call raised before this class existed.
+    """
+
+
+class InvalidPathError(InvalidArgumentError, PathError):
+    """A path or path pattern the engine cannot use (also a PathError: SQL reports it as illegal path, 509)."""
+
+
+class InvalidValueError(InvalidArgumentError, ValueTypeError):
+    """A value that does not fit the type asked for (also a ValueTypeError)."""
+
+
+class InvalidArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument of the wrong type (also a TypeError, which is what such a call raised before)."""
+
+
+class ReadOnlyError(StorageError):
+    """The engine refuses writes for now: a WAL or TsFile directory cannot be written (nothing was acknowledged).
+
+    It returns to normal by itself once a probe write succeeds (or on :meth:`Engine.resume`). MQTT should
+    answer with reason code 0x97 (quota exceeded) for :class:`StorageFullError` and 0x80 otherwise; REST
+    answers HTTP 503.
+    """
+
+
+class StorageFullError(ReadOnlyError):
+    """The disk holding the WAL or the TsFiles is full (ENOSPC or a quota)."""

@@ -9,6 +9,26 @@ exclusive holder blocks new writers, so a stream of writers cannot starve it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from types import TracebackType
+
+
+class _Passage:
+    """``with gate.shared():`` / ``with gate.exclusive():`` (one object per gate and side: no allocation per use)."""
+
+    __slots__ = ("_enter", "_leave")
+
+    def __init__(self, enter: Callable[[], None], leave: Callable[[], None]) -> None:
+        self._enter = enter
+        self._leave = leave
+
+    def __enter__(self) -> None:
+        self._enter()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._leave()
 
 
 class Gate:
@@ -19,6 +39,16 @@ class Gate:
         self._shared = 0
         self._exclusive = False
         self._waiting = 0
+        self._shared_passage = _Passage(self.enter, self.leave)
+        self._exclusive_passage = _Passage(self.close, self.open)
+
+    def shared(self) -> _Passage:
+        """Hold the gate together with other writers for the ``with`` block."""
+        return self._shared_passage
+
+    def exclusive(self) -> _Passage:
+        """Hold the gate alone for the ``with`` block (waits for the writers inside, keeps new ones out)."""
+        return self._exclusive_passage
 
     def enter(self) -> None:
         """Pass the gate together with other writers."""

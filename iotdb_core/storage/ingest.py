@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, TSDataType, ValueTypeError
-from iotdb_core.formatter import Row
+from iotdb_core.model import Row
 from iotdb_core.paths import PathError
 from iotdb_core.storage.codec import SeriesChunk, TabletColumn
 from iotdb_core.storage.columns import NUMPY_DTYPE, Conversion, check_timestamp, convert_timestamps
-from iotdb_core.storage.errors import SchemaError
+from iotdb_core.storage.errors import InvalidArgumentError, InvalidArgumentTypeError, SchemaError
 from iotdb_core.storage.memtable import SeriesKey
 from iotdb_core.storage.results import WriteFailure
 from iotdb_core.storage.schema import (
@@ -37,6 +37,35 @@ _TEXT_ESTIMATE = 64
 #: Consecutive rows of one device and measurement list from which rows are validated column by column.
 COLUMNAR_RUN = 32
 ROW_REJECTED = "not written: another measurement of this row failed and enable_partial_insert is false"
+
+
+def data_types(
+    types: Sequence[TSDataType | str | None] | None, argument: str, count: int
+) -> tuple[TSDataType | None, ...] | None:
+    """``types`` as TSDataType members: IoTDB type names (``"DOUBLE"``, ``"text"``) are accepted.
+
+    Raises InvalidArgumentError naming ``argument`` when it is not a sequence of ``count`` types, names or None.
+    """
+    if types is None:
+        return None
+    if isinstance(types, (str, bytes)) or not isinstance(types, Sequence | np.ndarray):
+        raise InvalidArgumentTypeError(f"{argument}: expected a sequence of {count} data types, got {types!r}")
+    if len(types) != count:
+        raise InvalidArgumentError(f"{argument}: {len(types)} data types for {count} measurements")
+    parsed: list[TSDataType | None] = []
+    for index, kind in enumerate(types):
+        if kind is None or isinstance(kind, TSDataType):
+            parsed.append(kind)
+        elif isinstance(kind, str):
+            try:
+                parsed.append(TSDataType.parse(kind))
+            except ValueError as exc:
+                raise InvalidArgumentError(f"{argument}[{index}]: {exc}") from None
+        else:
+            raise InvalidArgumentTypeError(
+                f"{argument}[{index}]: expected a data type (TSDataType or a name such as 'DOUBLE'), got {kind!r}"
+            )
+    return tuple(parsed)
 
 
 @dataclass(slots=True)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from iotdb_core.storage.durable import atomic_write
+from iotdb_core.durable import atomic_write
 from iotdb_core.storage.errors import CorruptionError
 from iotdb_core.storage.tombstones import Tombstone
 

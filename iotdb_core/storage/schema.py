@@ -25,8 +25,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from iotdb_core.datatypes import DEFAULT_COMPRESSOR, DEFAULT_ENCODING, Compressor, TSDataType, TSEncoding
-from iotdb_core.paths import PathError, quote_node, split_path, unquote_node
-from iotdb_core.storage.durable import fsync_dir
+from iotdb_core.durable import fsync_dir
+from iotdb_core.paths import PathError, canonical_node, split_path
 from iotdb_core.storage.errors import SchemaError
 
 SCHEMA_LOG = "schema.log"
@@ -49,16 +49,12 @@ class SeriesSchema:
         return f"{self.device}.{self.measurement}"
 
 
-def _canonical_node(node: str) -> str:
-    return quote_node(unquote_node(node))
-
-
 @lru_cache(maxsize=65536)
 def canonical_device(device: str) -> tuple[str, tuple[str, ...]]:
     """Validate a device path; return its canonical form and nodes. Raises PathError."""
     if not isinstance(device, str):
         raise PathError(f"device path must be a string, got {type(device).__name__}")
-    nodes = tuple(_canonical_node(node) for node in split_path(device))
+    nodes = tuple(canonical_node(node) for node in split_path(device))
     if len(nodes) < 2:
         raise PathError(f"device path {device!r} needs at least one level under root")
     return ".".join(nodes), nodes
@@ -72,7 +68,7 @@ def canonical_measurement(measurement: str) -> str:
     nodes = split_path("root." + measurement)
     if len(nodes) != 2:
         raise PathError(f"measurement {measurement!r} must be a single node")
-    return _canonical_node(nodes[1])
+    return canonical_node(nodes[1])
 
 
 @lru_cache(maxsize=131072)
@@ -85,7 +81,7 @@ def split_series_path(path: str) -> tuple[str, str]:
     if len(nodes) < 3:
         raise PathError(f"series path {path!r} needs a device and a measurement under root")
     device, _ = canonical_device(".".join(nodes[:-1]))
-    return device, _canonical_node(nodes[-1])
+    return device, canonical_node(nodes[-1])
 
 
 class SchemaRegistry:

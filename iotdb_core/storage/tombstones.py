@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from iotdb_core.storage.patterns import Pattern, compile_pattern, matches, series_nodes
+from iotdb_core.patterns import Pattern, compile_pattern, matches, series_nodes
 
 SeriesKey = tuple[str, str]
 Range = tuple[int, int]

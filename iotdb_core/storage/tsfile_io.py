@@ -65,6 +65,7 @@ from iotdb_core.datatypes import (
     TSDataType,
     TSEncoding,
 )
+from iotdb_core.durable import fsync_dir, fsync_file
 
 __all__ = [
     "SUPPORTED_ENCODINGS",
@@ -474,25 +475,6 @@ def _write_group(writer: Any, group: list[SeriesData]) -> None:
         writer.write_tablet(tablet)
 
 
-def _fsync_path(path: Path, directory: bool = False) -> None:
-    flags = os.O_RDONLY
-    if directory:
-        flags |= getattr(os, "O_DIRECTORY", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
-        if directory:
-            return
-        raise
-    try:
-        os.fsync(fd)
-    except OSError:
-        if not directory:
-            raise
-    finally:
-        os.close(fd)
-
-
 def write_tsfile(path: str | os.PathLike[str], series: Iterable[SeriesData]) -> TsFileSummary:
     """Write ``series`` into a new TsFile at ``path`` and return what was stored.
 
@@ -540,7 +522,7 @@ def write_tsfile(path: str | os.PathLike[str], series: Iterable[SeriesData]) -> 
             closing.close()
         except LibraryError as exc:
             raise TsFileError(f"writing {final}: {exc}") from exc
-        _fsync_path(tmp)
+        fsync_file(tmp)
         os.replace(tmp, final)
     except BaseException:
         if writer is not None:
@@ -548,7 +530,7 @@ def write_tsfile(path: str | os.PathLike[str], series: Iterable[SeriesData]) -> 
                 writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_path(final.parent, directory=True)
+    fsync_dir(final.parent)
 
     summaries = {
         (item.device, item.measurement): SeriesSummary(

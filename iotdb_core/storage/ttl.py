@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from iotdb_core.storage.patterns import Pattern, compile_pattern, covers, pattern_text, series_nodes
+from iotdb_core.patterns import Pattern, compile_pattern, covers, pattern_text, series_nodes
 
 SeriesKey = tuple[str, str]
 INT64_MIN = -(2**63)

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from types import TracebackType
 
 import numpy as np
 
@@ -130,6 +131,27 @@ class Version:
         return self.memtables[:-1]
 
 
+class _Pin:
+    """A version held for a ``with`` block (:meth:`VersionSet.pinned`)."""
+
+    __slots__ = ("_set", "_version")
+
+    def __init__(self, versions: VersionSet) -> None:
+        self._set = versions
+        self._version: Version | None = None
+
+    def __enter__(self) -> Version:
+        self._version = self._set.acquire()
+        return self._version
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._version is not None:
+            self._set.release(self._version)
+            self._version = None
+
+
 class VersionSet:
     """The current version and reference counting of versions and files."""
 
@@ -151,6 +173,10 @@ class VersionSet:
             version = self.current
             version.refs += 1
             return version
+
+    def pinned(self) -> _Pin:
+        """``with versions.pinned() as version:`` holds the current version for the block."""
+        return _Pin(self)
 
     def release(self, version: Version) -> None:
         doomed = []

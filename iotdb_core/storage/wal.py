@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import fcntl
 import logging
 import os
@@ -56,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from iotdb_core.durable import fsync_dir
 from iotdb_core.storage.wal_format import (
     HEADER_SIZE,
     BadRegion,
@@ -175,6 +177,8 @@ class WriteAheadLog:
         self._fsyncs = 0
         self._bytes = 0
         self._error: BaseException | None = None
+        self._durable = 0  # bytes of the segment known to be on disk (fsynced)
+        self._lost: list[tuple[int, int]] = []  # (after, upto]: tickets dropped by resume(), never durable
         self._closed = False
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
@@ -327,6 +331,49 @@ class WriteAheadLog:
                     self._rotate()
             return self._next_seq
 
+    def resume(self) -> None:
+        """Accept appends again after a failed write or fsync.
+
+        The segment being written is cut back to its last durable record (so the log holds only whole,
+        fsynced records), fsynced and closed, and a new segment is started; records appended since the last
+        fsync are dropped and their waiters fail (none of them was acknowledged). Raises WalError, leaving
+        the log failed, when the disk still cannot take it.
+        """
+        with self._lock:
+            self._check_open()
+            while self._syncing:
+                self._cond.wait()
+            if self._mode is WalMode.DISABLE:
+                self._error = None
+                return
+            try:
+                fd = self._fd
+                keep = self._durable if self._mode is WalMode.SYNC else self._written
+                if fd is not None:
+                    os.ftruncate(fd, keep)
+                    _datasync(fd)
+                self._unwritten.clear()
+                if fd is not None and self._segments and self._segments[-1] == self._next_seq:
+                    # no record of this segment got a sequence number past its name: go on writing it
+                    self._size = self._written = self._allocated = self._durable = keep
+                else:
+                    if fd is not None:
+                        os.close(fd)
+                        self._fd = None
+                    self._create_segment()
+            except OSError as exc:
+                self._error = exc
+                raise WalError(f"write-ahead log in {self._dir} cannot resume: {exc}") from exc
+            if self._synced < self._writes:
+                self._lost.append((self._synced, self._writes))
+            self._synced = self._writes
+            self._group = 1
+            self._error = None
+            self._cond.notify_all()
+            if self._mode is WalMode.ASYNC and (self._syncer is None or not self._syncer.is_alive()):
+                self._syncer = threading.Thread(target=self._sync_periodically, name="iotdb-wal-fsync", daemon=True)
+                self._syncer.start()
+
     def release(self, before_seq: int) -> int:
         """Delete every segment whose records all have sequence numbers below ``before_seq``.
 
@@ -343,7 +390,7 @@ class WriteAheadLog:
         for first in doomed:
             (self._dir / segment_name(first)).unlink(missing_ok=True)
         if doomed:
-            _fsync_directory(self._dir)
+            fsync_dir(self._dir)
         return len(doomed)
 
     def close(self) -> None:
@@ -412,9 +459,9 @@ class WriteAheadLog:
     def _create_segment(self) -> None:
         path = self._dir / segment_name(self._next_seq)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        self._size = self._written = self._allocated = 0
+        self._size = self._written = self._allocated = self._durable = 0
         self._segments.append(self._next_seq)
-        _fsync_directory(self._dir)
+        fsync_dir(self._dir)
 
     def _allocate(self, end: int) -> None:
         """Allocate the segment up to at least ``end`` bytes, a chunk ahead (lock held).
@@ -427,6 +474,8 @@ class WriteAheadLog:
         try:
             os.posix_fallocate(fd, self._allocated, target - self._allocated)
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                return  # no room to allocate ahead now: the write itself will tell
             self._preallocate = False
             _log.info("WAL segments in %s are not allocated ahead: %s", self._dir, exc)
             return
@@ -525,6 +574,9 @@ class WriteAheadLog:
 
     def _await_durable(self, ticket: int) -> None:
         """Return once write ``ticket`` is fsynced, leading an fsync if none is running (lock held)."""
+        for after, upto in self._lost:
+            if after < ticket <= upto:
+                raise WalError(f"write-ahead log in {self._dir} failed before the record was synced; it was dropped")
         while self._synced < ticket:
             if self._error is not None:
                 raise WalError(f"write-ahead log in {self._dir} failed: {self._error}") from self._error
@@ -556,9 +608,11 @@ class WriteAheadLog:
             try:
                 if buf:
                     self._write_out(buf)
+                end = self._written
                 _datasync(fd)
             finally:
                 self._lock.acquire()
+            self._durable = end
             self._fsyncs += 1
             self._group = target - self._synced
             self._synced = target
@@ -596,14 +650,6 @@ def _lock_directory(directory: Path) -> int | None:
         os.close(fd)
         raise
     return fd
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _recover_tail(path: Path, first_seq: int) -> tuple[int, int]:

@@ -24,7 +24,9 @@ import pytest
 
 from iotdb_core.deadletter import DeadLetter, DeadLetterLog
 from iotdb_core.storage.engine import Engine
+from iotdb_core.testing import waiting
 from iotdb_core.testing.server import ServerProcess
+from iotdb_core.testing.waiting import POLL_INTERVAL
 from iotdb_mqtt.codec import (
     EMPTY_PROPERTIES,
     ConnAck,
@@ -128,15 +130,9 @@ def row(timestamp: int, device: str = DEVICE, measurements: Sequence[str] = ("s1
                        "values": list(values)}).encode()
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passed; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
+def wait_until(predicate: Callable[[], object], timeout: float = TIMEOUT, interval: float = POLL_INTERVAL) -> bool:
+    """:func:`iotdb_core.testing.waiting.wait_until` with this suite's default time-out, as a bool."""
+    return bool(waiting.wait_until(predicate, timeout, interval))
 
 
 # ---------------------------------------------------------------------------------------- raw client

@@ -10,6 +10,7 @@ import subprocess
 import gmqtt
 import paho.mqtt.client as mqtt
 import pytest
+from gmqtt.storage import PersistentStorage
 
 from iotdb_core.testing.server import ServerProcess
 from iotdb_mqtt.codec import Properties, PubComp, PubRel
@@ -64,13 +65,14 @@ def test_batch_and_array_shapes_land(server: ServerProcess) -> None:
 
 def test_gmqtt_default_mqtt5_connect(server: ServerProcess) -> None:
     async def run() -> None:
-        client = gmqtt.Client("gmqtt-1")
+        # gmqtt keeps every QoS 1 message in the storage it is given until the PUBACK arrives.
+        inflight = PersistentStorage()
+        client = gmqtt.Client("gmqtt-1", persistent_storage=inflight)
         client.set_auth_credentials("root", "root")
         await asyncio.wait_for(client.connect(server.host, server.port), TIMEOUT)
         for t in range(10):
             client.publish("root/sg/d1", row(t), qos=1)
-        # gmqtt keeps every QoS 1 message in its storage until the PUBACK arrives.
-        await asyncio.wait_for(client._persistent_storage.wait_empty(), TIMEOUT)
+        await asyncio.wait_for(inflight.wait_empty(), TIMEOUT)
         await asyncio.wait_for(client.disconnect(), TIMEOUT)
 
     asyncio.run(run())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 from iotdb_core.query import ParseError, parse
@@ -256,13 +254,17 @@ def test_parse_error_carries_position() -> None:
     assert str(raised.value) == "700: line 1, column 15: expected FROM, got 'WHERE'"
 
 
-def test_deep_nesting_is_a_parse_error_not_a_crash() -> None:
-    sql = "SELECT s1 FROM root.sg.d1 WHERE " + "(" * 5000 + "time > 1" + ")" * 5000
-    with contextlib.suppress(ParseError):
-        parse(sql)
-    sql = "SELECT s1 FROM root.sg.d1 WHERE " + "NOT " * 5000 + "time > 1"
-    with contextlib.suppress(ParseError):
-        parse(sql)
+def test_deep_nesting_parses_without_a_crash() -> None:
+    """5,000 nested parentheses collapse into the one comparison; 5,000 NOTs stay a chain of that depth."""
+    statement = parse("SELECT s1 FROM root.sg.d1 WHERE " + "(" * 5000 + "time > 1" + ")" * 5000)
+    assert isinstance(statement, q.Select)
+    assert isinstance(statement.where, q.Compare) and str(statement.where) == "TIME > 1"
+    statement = parse("SELECT s1 FROM root.sg.d1 WHERE " + "NOT " * 5000 + "time > 1")
+    assert isinstance(statement, q.Select)
+    depth, node = 0, statement.where
+    while isinstance(node, q.Not):
+        depth, node = depth + 1, node.operand
+    assert depth == 5000 and isinstance(node, q.Compare) and str(node) == "TIME > 1"
 
 
 def test_non_text_is_rejected() -> None:

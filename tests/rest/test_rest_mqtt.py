@@ -4,26 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from iotdb_core.testing.server import ServerProcess
+from iotdb_core.testing.waiting import wait_until
 
 from .conftest import TIMEOUT, RestClient
 
 _SAMPLE = re.compile(r"^(iotdb_\w+) (-?\d+)$", re.MULTILINE)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 @pytest.fixture

@@ -209,9 +209,9 @@ def test_tablets_numpy_lists_and_nones(iotdb_engine: Engine) -> None:
 
 def test_write_rows_is_one_wal_record(iotdb_engine: Engine) -> None:
     rows = [Row(f"root.sg.d{i % 5}", i, ("a", "b"), (float(i), i % 2 == 0)) for i in range(100)]
-    before = iotdb_engine._wal.stats()
+    before = iotdb_engine.state.wal.stats()
     result = iotdb_engine.write_rows(rows)
-    after = iotdb_engine._wal.stats()
+    after = iotdb_engine.state.wal.stats()
     assert result.points_written == 200
     assert (after.records - before.records, after.writes - before.writes, after.fsyncs - before.fsyncs) == (1, 1, 1)
     assert len(iotdb_engine.query("root.sg.d3.a")) == 20

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 from iotdb_core.config import default_settings
 from iotdb_core.storage import Engine
 from iotdb_core.storage.manifest import read_manifest
+from iotdb_core.testing.waiting import wait_until
 
 
 def open_engine(path: Path, **changes: Any) -> Engine:
@@ -53,13 +53,13 @@ def test_inputs_outlive_readers(tmp_path: Path) -> None:
     with open_engine(tmp_path, enable_compaction=False, compaction_files_per_level=2) as engine:
         flush_round(engine, 0)
         flush_round(engine, 1)
-        version = engine._versions.acquire()
-        engine.compact()
-        names = sorted(p.name for p in (tmp_path / "sequence").iterdir())
-        assert names == ["000000000001-L0.tsfile", "000000000002-L0.tsfile", "000000000002-L1.tsfile"]
-        old = [table.read(("root.sg.d", "s"), engine.query("root.sg.d.s").data_type, 0, 99) for table in version.files]
-        assert all(run is not None for run in old)
-        engine._versions.release(version)
+        with engine.state.versions.pinned() as version:
+            engine.compact()
+            names = sorted(p.name for p in (tmp_path / "sequence").iterdir())
+            assert names == ["000000000001-L0.tsfile", "000000000002-L0.tsfile", "000000000002-L1.tsfile"]
+            data_type = engine.query("root.sg.d.s").data_type
+            old = [table.read(("root.sg.d", "s"), data_type, 0, 99) for table in version.files]
+            assert all(run is not None for run in old)
         assert sorted(p.name for p in (tmp_path / "sequence").iterdir()) == ["000000000002-L1.tsfile"]
 
 
@@ -81,10 +81,7 @@ def test_background_compaction_with_concurrent_reads(tmp_path: Path) -> None:
         try:
             for round_no in range(expected_rounds):
                 flush_round(engine, round_no)
-            deadline = time.monotonic() + 20
-            while len(engine.file_levels()) > 1:
-                assert time.monotonic() < deadline, engine.file_levels()
-                time.sleep(0.05)
+            assert wait_until(lambda: len(engine.file_levels()) <= 1, 20), engine.file_levels()
         finally:
             stop.set()
             thread.join()

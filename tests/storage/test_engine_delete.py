@@ -33,7 +33,7 @@ def open_engine(path: Path, **changes: Any) -> Engine:
 
 def crash_copy(engine: Engine, target: Path) -> None:
     """Copy the directory of an open engine as a SIGKILL would leave it (no flush or compaction midway)."""
-    with engine._flush_lock, engine._compaction_lock:
+    with engine.hold_background():
         shutil.copytree(engine.data_dir, target)
 
 
@@ -128,7 +128,7 @@ def test_delete_on_replayed_memtable_sealed_by_size(tmp_path: Path) -> None:
     """Replay seals memtables by size: the tombstone must still sit between the right records."""
     engine = open_engine(tmp_path / "live", memtable_flush_interval_in_ms=3_600_000)
     try:
-        with engine._flush_lock:  # everything stays in the WAL
+        with engine.hold_background():  # everything stays in the WAL
             for start in range(0, 20_000, 1000):
                 write(engine, "root.sg.d", start, start + 1000, ("s",))
             engine.delete("root.sg.d.s", 500, 15_500)
@@ -142,7 +142,7 @@ def test_delete_on_replayed_memtable_sealed_by_size(tmp_path: Path) -> None:
     state = read_manifest(tmp_path / "crashed")
     assert state.files == () and state.tombstones[0].seq > state.wal_replay_from
     with open_engine(tmp_path / "crashed", memtable_size_threshold=64 * 1024) as engine:
-        assert len(engine._versions.current.memtables) > 3  # replay sealed memtables before and after it
+        assert len(engine.state.versions.current.memtables) > 3  # replay sealed memtables before and after it
         assert stamps_of(engine, "root.sg.d.s") == expected
         engine.flush()
         assert stamps_of(engine, "root.sg.d.s") == expected

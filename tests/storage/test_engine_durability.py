@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from iotdb_core.datatypes import TSDataType
 from iotdb_core.storage import CorruptionError, DataDirLockedError, Engine
 from iotdb_core.storage.manifest import read_manifest
 from iotdb_core.storage.wal_format import HEADER_SIZE
+from iotdb_core.testing.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -158,10 +158,7 @@ def test_second_open_is_refused(tmp_path: Path) -> None:
 def test_timer_flush(tmp_path: Path) -> None:
     with open_engine(tmp_path, memtable_flush_interval_in_ms=1000) as engine:
         engine.insert_record("root.sg.d", 1, ["s"], [1.0])
-        deadline = time.monotonic() + 10
-        while not engine.file_levels():
-            assert time.monotonic() < deadline, "the memtable was not flushed by its timer"
-            time.sleep(0.05)
+        assert wait_until(engine.file_levels, 10), "the memtable was not flushed by its timer"
         assert engine.query("root.sg.d.s").values.tolist() == [1.0]
 
 
@@ -173,10 +170,9 @@ def test_size_threshold_flush_in_background(tmp_path: Path) -> None:
             for i in range(round_ * 3, round_ * 3 + 3):
                 stamps = np.arange(i * 50_000, (i + 1) * 50_000)
                 engine.insert_tablet("root.sg.d", stamps, ["s"], [stamps * 2.0])
-            deadline = time.monotonic() + 30
-            while len(engine.file_levels()) < round_ + 1:
-                assert time.monotonic() < deadline, f"no background flush after round {round_}"
-                time.sleep(0.05)
+            assert wait_until(lambda: len(engine.file_levels()) >= round_ + 1, 30), (  # noqa: B023
+                f"no background flush after round {round_}"
+            )
         result = engine.query("root.sg.d.s")
         assert len(result) == 450_000 and bool(np.all(result.values == result.timestamps * 2.0))
 

@@ -168,7 +168,7 @@ class EngineModel(RuleBasedStateMachine):
         """Recover from a copy of the directory taken while the engine is open (what SIGKILL leaves)."""
         source = self.directory()
         self.generation += 1
-        with self.engine._flush_lock, self.engine._compaction_lock:  # a deletion may have woken the flusher
+        with self.engine.hold_background():  # a deletion may have woken the flusher
             shutil.copytree(source, self.directory())
         self.engine.close()
         self.engine = Engine.open(self.directory(), ENGINE_SETTINGS)

@@ -14,6 +14,7 @@ from iotdb_core.paths import PathError
 from iotdb_core.storage import Engine
 from iotdb_core.storage.manifest import read_manifest
 from iotdb_core.storage.tsfile_io import TsFileSource
+from iotdb_core.testing.waiting import wait_until
 
 HOUR = 3_600_000
 
@@ -112,10 +113,7 @@ def test_background_timer_removes_expired_files(tmp_path: Path) -> None:
         write_hours(engine, "root.other.d1", now, range(10, 5, -1))  # no rule covers it
         engine.flush()
         engine.set_ttl("root.sg", HOUR)
-        deadline = time.monotonic() + 10
-        while len(engine.file_levels()) > 1:
-            assert time.monotonic() < deadline, "the expired file was not removed in the background"
-            time.sleep(0.05)
+        assert wait_until(lambda: len(engine.file_levels()) <= 1, 10), "the expired file was not removed"
         assert len(engine.query("root.other.d1.s")) == 5
 
 

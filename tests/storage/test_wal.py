@@ -20,6 +20,7 @@ from iotdb_core.storage.wal import (
     WalMode,
     WriteAheadLog,
 )
+from iotdb_core.testing.waiting import wait_until
 
 HEADER = struct.Struct("<IIQ")
 
@@ -365,10 +366,7 @@ def test_lone_writer_does_not_wait_for_company(tmp_path: Path) -> None:
 def test_async_mode_fsyncs_in_the_background(tmp_path: Path) -> None:
     with WriteAheadLog(tmp_path / "wal", WalMode.ASYNC, async_delay_ms=10) as wal:
         wal.append(b"x")
-        deadline = time.monotonic() + 5
-        while wal.stats().fsyncs == 0 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert wal.stats().fsyncs >= 1
+        assert wait_until(lambda: wal.stats().fsyncs >= 1, 5, interval=0.005)
 
 
 def test_disable_mode_numbers_records_but_writes_nothing(tmp_path: Path) -> None:

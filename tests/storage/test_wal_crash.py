@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from iotdb_core.storage.wal import WalMode, WriteAheadLog
+from iotdb_core.testing.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 5
@@ -54,11 +55,9 @@ def run_and_kill(wal_dir: Path, mode: WalMode, round_no: int, out_path: Path, de
             env=env,
         )
     try:
-        deadline = time.monotonic() + 10
-        while out_path.stat().st_size == 0:
-            assert proc.poll() is None, "writer exited early"
-            assert time.monotonic() < deadline, "writer did not start"
-            time.sleep(0.01)
+        started = wait_until(lambda: proc.poll() is not None or out_path.stat().st_size > 0, 10, interval=0.01)
+        assert proc.poll() is None, "writer exited early"
+        assert started, "writer did not start"
         time.sleep(delay)
     finally:
         proc.send_signal(signal.SIGKILL)

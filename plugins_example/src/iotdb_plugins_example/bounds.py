@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from iotdb_core import Option, Row, Settings, hookimpl
 from iotdb_core.config import choice
 from iotdb_core.formatter import Value
-from iotdb_core.paths import PathError, split_path, unquote_node
+from iotdb_core.paths import PathError, canonical_node, quote_node, split_path, unquote_node
+from iotdb_core.patterns import matches
 from iotdb_plugins_example._syntax import split_unquoted
 
 log = logging.getLogger("iotdb.plugins.bounds")
@@ -57,14 +58,6 @@ class BoundsRuleError(ValueError):
     """``bounds_rules`` text that cannot be used; the message names the rule and what is wrong."""
 
 
-class _Wildcard(enum.Enum):
-    ONE = "*"
-    MANY = "**"
-
-
-PatternNode = str | _Wildcard
-
-
 class _Outcome(enum.Enum):
     CLAMPED = "clamped"
     DROPPED = "dropped"
@@ -75,14 +68,14 @@ class BoundsRule:
     """One rule: the series it covers, its inclusive bounds (``None``: unbounded) and its action."""
 
     pattern: str
-    nodes: tuple[PatternNode, ...] = dataclasses.field(repr=False)
+    nodes: tuple[str, ...] = dataclasses.field(repr=False)
     low: float | None
     high: float | None
     action: str | None = None
 
     def matches(self, series: tuple[str, ...]) -> bool:
         """True when the series, given as unquoted node names, is covered by this rule's pattern."""
-        return _matches(self.nodes, series)
+        return matches(self.nodes, tuple(quote_node(name) for name in series))
 
     def check(self, value: int | float, action: str) -> tuple[Value | None, _Outcome | None]:
         """Return the value to write (``None``: dropped) and what was done to it (``None``: nothing)."""
@@ -101,15 +94,6 @@ class BoundsRule:
         if action == DROP:
             return None, _Outcome.DROPPED
         return (float(target) if isinstance(value, float) else target), _Outcome.CLAMPED
-
-
-def _matches(pattern: tuple[PatternNode, ...], nodes: tuple[str, ...]) -> bool:
-    if not pattern:
-        return not nodes
-    head, rest = pattern[0], pattern[1:]
-    if head is _Wildcard.MANY:
-        return any(_matches(rest, nodes[skip:]) for skip in range(1, len(nodes) + 1))
-    return bool(nodes) and (head is _Wildcard.ONE or head == nodes[0]) and _matches(rest, nodes[1:])
 
 
 class BoundsRules:
@@ -178,15 +162,7 @@ def parse_rule(entry: str, number: int = 1) -> BoundsRule:
         action = fields[2].lower()
         if action not in ACTIONS:
             raise BoundsRuleError(f"{where}: action {fields[2]!r} is neither {CLAMP} nor {DROP}")
-    return BoundsRule(pattern, tuple(_pattern_node(node) for node in written), low, high, action)
-
-
-def _pattern_node(written: str) -> PatternNode:
-    if written == "*":
-        return _Wildcard.ONE
-    if written == "**":
-        return _Wildcard.MANY
-    return unquote_node(written)
+    return BoundsRule(pattern, tuple(canonical_node(node) for node in written), low, high, action)
 
 
 def _bound(where: str, side: str, text: str) -> float | None:

@@ -1,0 +1,313 @@
+"""The read path: ``query``, ``scan`` (statistics for aggregate pushdown) and ``last``.
+
+A read pins the current :class:`~iotdb_core.storage.version.Version` (its files, memtables and
+tombstones stay as they are while pinned), narrows the range to what TTL leaves visible, reads every
+source that holds the series in the range without what the tombstones hide, and merges the runs
+newest-wins (:func:`~iotdb_core.storage.merge.merge_runs`). ``last`` is served from the last-point cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from iotdb_core.datatypes import INT64_MAX, INT64_MIN, TSDataType
+from iotdb_core.storage.blockstats import BlockStats
+from iotdb_core.storage.columns import NUMPY_DTYPE
+from iotdb_core.storage.memtable import SeriesKey
+from iotdb_core.storage.merge import Run, merge_runs
+from iotdb_core.storage.results import PointsSegment, Segment, SeriesResult, StatsSegment
+from iotdb_core.storage.schema import SeriesSchema, split_series_path
+from iotdb_core.storage.state import EngineState
+from iotdb_core.storage.tombstones import covers_all, drop_ranges, hidden_ranges
+from iotdb_core.storage.tsfile_io import SeriesInfo
+from iotdb_core.storage.version import TableFile, Version
+
+__all__ = ["ReadPath"]
+
+_TAIL_WIDTH = 1024  # first window of the backward search for a series' newest visible point
+_STATS_TYPES = frozenset(
+    {TSDataType.BOOLEAN, TSDataType.INT32, TSDataType.INT64, TSDataType.FLOAT, TSDataType.DOUBLE}
+)
+
+
+class ReadPath:
+    """Reads of one engine's state."""
+
+    def __init__(self, state: EngineState) -> None:
+        self.state = state
+
+    def query(self, path: str, start: int | None = None, end: int | None = None) -> SeriesResult:
+        """Points of one series with ``start <= time <= end`` (both inclusive; None = unbounded), in time order.
+
+        Deleted points and points expired by TTL are left out. A series that does not exist yields an
+        empty result with ``data_type`` None.
+        """
+        s = self.state
+        s.check_open()
+        device, measurement = split_series_path(path)
+        schema = s.registry.get(device, measurement)
+        if schema is None:
+            return SeriesResult(np.empty(0, np.int64), np.empty(0, np.float64), None)
+        key = (device, measurement)
+        low, high = self._visible_range(key, start, end)
+        merged = None
+        if low <= high:
+            with s.versions.pinned() as version:
+                merged = merge_runs([run for _, run in self._visible_runs(version, key, schema, low, high)])
+        if merged is None:
+            return SeriesResult(np.empty(0, np.int64), np.empty(0, NUMPY_DTYPE[schema.data_type]), schema.data_type)
+        return SeriesResult(merged[0], merged[1], schema.data_type)
+
+    def scan(
+        self, path: str, start: int | None = None, end: int | None = None, *, bounds: Any = None
+    ) -> list[Segment]:
+        """The points ``query(path, start, end)`` returns, as segments for aggregate pushdown.
+
+        Segments are in time order and do not overlap. A :class:`StatsSegment` stands for the series in
+        one TsFile whose time range lies within the range and that nothing else can change: no other
+        file or memtable holds a point of the series within its time range, no tombstone or TTL rule
+        touches it, and its statistics are exact (numeric and BOOLEAN series; FLOAT/DOUBLE without NaN).
+        Where such a file has block statistics (:mod:`~iotdb_core.storage.blockstats`) and the range's ends
+        or one of ``bounds`` (times where the caller cuts, e.g. GROUP BY window starts and ends: ``x`` cuts
+        ``[a, b]`` when ``a < x <= b``) cut it, or it holds NaN, it yields one StatsSegment per usable block
+        lying wholly inside the range instead, and points for the rest.
+        Everything else is in :class:`PointsSegment` segments, merged newest-wins as ``query`` merges them.
+        """
+        s = self.state
+        s.check_open()
+        device, measurement = split_series_path(path)
+        schema = s.registry.get(device, measurement)
+        if schema is None:
+            return []
+        key = (device, measurement)
+        low, high = self._visible_range(key, start, end)
+        if low > high:
+            return []
+        with s.versions.pinned() as version:
+            cuts = None if bounds is None else np.unique(np.asarray(bounds, dtype=np.int64))
+            return self._scan(version, key, schema, low, high, cuts)
+
+    def _scan(
+        self, version: Version, key: SeriesKey, schema: SeriesSchema, low: int, high: int, cuts: np.ndarray | None
+    ) -> list[Segment]:
+        data_type = schema.data_type
+        candidates: list[TableFile] = []
+        spans: dict[int, tuple[int, int]] = {}  # a candidate's time range clipped to [low, high]
+        blocks_of: dict[int, BlockStats | None] = {}
+        if data_type in _STATS_TYPES:
+            for table in version.files:
+                info = table.series.get(key)
+                if info is None or not info.count or info.data_type is not data_type:
+                    continue
+                if info.end_time < low or info.start_time > high:
+                    continue
+                whole = info.start_time >= low and info.end_time <= high and _whole_file_exact(info, data_type)
+                split = not whole
+                if whole and cuts is not None:
+                    first, last = np.searchsorted(cuts, [info.start_time, info.end_time], side="right")
+                    split = bool(first != last)
+                blocks = table.blocks(key, data_type) if split else None
+                if blocks is None and not whole:
+                    continue  # without blocks a cut file's segment is read back as points by the caller
+                lo, hi = max(low, info.start_time), min(high, info.end_time)
+                if hidden_ranges(version.tombstones, key, table.entry.version, table.entry.tombstone_mark, lo, hi):
+                    continue
+                candidates.append(table)
+                spans[id(table)] = (lo, hi)
+                blocks_of[id(table)] = blocks
+        chosen = {id(table) for table in candidates}
+        runs = self._visible_runs(version, key, schema, low, high, skip=chosen)
+        changed = True
+        while changed:  # a candidate that another source overlaps is read as points, which may overlap others
+            changed = False
+            for table in list(candidates):
+                lo, hi = spans[id(table)]
+                if any(
+                    other is not table and spans[id(other)][0] <= hi and spans[id(other)][1] >= lo
+                    for other in candidates
+                ) or any(_holds_between(run[0], lo, hi) for _, run in runs):
+                    candidates.remove(table)
+                    chosen.discard(id(table))
+                    runs.extend(self._visible_runs(version, key, schema, low, high, only=table))
+                    changed = True
+        runs.sort(key=lambda item: item[0])
+        merged = merge_runs([run for _, run in runs])
+        segments: list[Segment] = []
+        position = 0
+        for table in sorted(candidates, key=lambda t: spans[id(t)][0]):
+            lo, hi = spans[id(table)]
+            if merged is not None:
+                cut = int(np.searchsorted(merged[0], lo, side="left"))
+                if cut > position:
+                    segments.append(PointsSegment(merged[0][position:cut], merged[1][position:cut]))
+                position = cut
+            blocks = blocks_of[id(table)]
+            if blocks is None:
+                info = table.series[key]
+                segments.append(
+                    StatsSegment(
+                        info.start_time,
+                        info.end_time,
+                        info.count,
+                        float(info.sum_value),  # type: ignore[arg-type]
+                        info.min_value,
+                        info.max_value,
+                        info.first_value,  # type: ignore[arg-type]
+                        info.last_value,  # type: ignore[arg-type]
+                    )
+                )
+            else:
+                segments.extend(_block_segments(table, key, data_type, blocks, lo, hi))
+        if merged is not None and position < len(merged[0]):
+            segments.append(PointsSegment(merged[0][position:], merged[1][position:]))
+        return segments
+
+    def _visible_range(self, key: SeriesKey, start: int | None, end: int | None) -> tuple[int, int]:
+        """The asked range narrowed to what the series' TTL leaves visible now."""
+        s = self.state
+        low = INT64_MIN if start is None else int(start)
+        high = INT64_MAX if end is None else int(end)
+        ttl = s.ttl
+        if ttl:
+            low = max(low, ttl.cutoff(key, ttl.now()))
+        return low, high
+
+    def _visible_runs(
+        self,
+        version: Version,
+        key: SeriesKey,
+        schema: SeriesSchema,
+        low: int,
+        high: int,
+        *,
+        skip: set[int] | frozenset[int] = frozenset(),
+        only: TableFile | None = None,
+    ) -> list[tuple[int, Run]]:
+        """The series' runs within ``[low, high]`` without tombstoned points, with each source's place.
+
+        Sources are numbered oldest first (files, then memtables), the order :func:`merge_runs` needs.
+        Files in ``skip`` are left out; with ``only`` just that file is read. Data of another type is
+        that of a deleted and re-created series, hidden by the deletion's tombstone, and is left out.
+        """
+        runs: list[tuple[int, Run]] = []
+        tombstones = version.tombstones
+        data_type = schema.data_type
+        for place, table in enumerate(version.files):
+            if (only is not None and table is not only) or id(table) in skip:
+                continue
+            info = table.series.get(key)
+            if info is None or info.data_type is not data_type or info.end_time < low or info.start_time > high:
+                continue
+            lo, hi = max(low, info.start_time), min(high, info.end_time)
+            ranges = hidden_ranges(tombstones, key, table.entry.version, table.entry.tombstone_mark, lo, hi)
+            if covers_all(ranges, lo, hi):
+                continue
+            run = table.read(key, data_type, lo, hi)
+            if run is not None:
+                runs.append((place, drop_ranges(run[0], run[1], ranges)))
+        if only is not None:
+            return runs
+        offset = len(version.files)
+        for place, mem in enumerate(version.memtables, offset):
+            if mem.series_type(key) is not data_type:
+                continue
+            ranges = hidden_ranges(tombstones, key, mem.version, 0, low, high)
+            if covers_all(ranges, low, high):
+                continue
+            run = mem.read(key, low, high)
+            if run is not None:
+                runs.append((place, drop_ranges(run[0], run[1], ranges)))
+        return runs
+
+    def tail(self, version: Version, key: SeriesKey, schema: SeriesSchema, high: int) -> tuple[int, Any] | None:
+        """The newest visible point at or before ``high`` (ignoring TTL), read in widening windows backwards."""
+        floor = INT64_MAX
+        for table in version.files:
+            info = table.series.get(key)
+            if info is not None and info.count and info.data_type is schema.data_type:
+                floor = min(floor, info.start_time)
+        for mem in version.memtables:
+            if mem.series_type(key) is schema.data_type:
+                run = mem.read(key, INT64_MIN, high)
+                if run is not None:
+                    floor = min(floor, int(run[0][0]))
+        width = _TAIL_WIDTH
+        while high >= floor:
+            low = max(floor, high - width + 1)
+            merged = merge_runs([run for _, run in self._visible_runs(version, key, schema, low, high)])
+            if merged is not None and len(merged[0]):
+                value = merged[1][-1]
+                return int(merged[0][-1]), value.item() if isinstance(value, np.generic) else value
+            high = low - 1
+            width *= 16
+        return None
+
+    def last(self, path: str) -> tuple[int, Any] | None:
+        """The point with the largest timestamp of a series, or None; served from memory.
+
+        None also when that point has expired by TTL (then every point has).
+        """
+        s = self.state
+        s.check_open()
+        key = split_series_path(path)
+        point = s.last.get(key)
+        ttl = s.ttl
+        if point is not None and ttl and point[0] < ttl.cutoff(key, ttl.now()):
+            return None
+        return point
+
+
+def _whole_file_exact(info: SeriesInfo, data_type: TSDataType) -> bool:
+    """True when a file's statistics of a series are exact (numeric and BOOLEAN; FLOAT/DOUBLE without NaN)."""
+    if info.data_type is not data_type or None in (info.sum_value, info.first_value, info.last_value):
+        return False
+    return data_type is TSDataType.BOOLEAN or (info.min_value is not None and info.max_value is not None)
+
+def _block_segments(
+    table: TableFile, key: SeriesKey, data_type: TSDataType, blocks: BlockStats, lo: int, hi: int
+) -> list[Segment]:
+    """A file's series within ``[lo, hi]`` (nothing else touching it there): one StatsSegment per usable block
+    lying wholly inside, points read from the file for the rest (blocks cut by the range, blocks with NaN)."""
+    starts, ends = blocks.start_time, blocks.end_time
+    used = np.flatnonzero(blocks.usable & (starts >= lo) & (ends <= hi))
+    segments: list[Segment] = []
+
+    def read(a: int, b: int) -> None:
+        run = table.read(key, data_type, a, b)
+        if run is not None and len(run[0]):
+            segments.append(PointsSegment(run[0], run[1]))
+
+    if not len(used):
+        read(lo, hi)
+        return segments
+    first, last = int(used[0]), int(used[-1])
+    # Points lie between two used blocks only where an unused block sits between them.
+    gaps = np.flatnonzero(np.diff(used) > 1)
+    gap_after = set(used[gaps].tolist())
+    columns = [
+        starts[used].tolist(),
+        ends[used].tolist(),
+        blocks.count[used].tolist(),
+        blocks.sum[used].tolist(),
+        [None] * len(used) if blocks.min_value is None else blocks.min_value[used].tolist(),
+        [None] * len(used) if blocks.max_value is None else blocks.max_value[used].tolist(),
+        blocks.first_value[used].tolist(),
+        blocks.last_value[used].tolist(),
+    ]
+    if first > 0 and int(ends[first - 1]) >= lo:
+        read(lo, int(starts[first]) - 1)
+    for place, (index, *row) in enumerate(zip(used.tolist(), *columns, strict=True)):
+        segments.append(StatsSegment(*row))
+        if index in gap_after:
+            read(row[1] + 1, columns[0][place + 1] - 1)
+    if last + 1 < len(blocks) and int(starts[last + 1]) <= hi:
+        read(int(ends[last]) + 1, hi)
+    return segments
+
+def _holds_between(timestamps: np.ndarray, low: int, high: int) -> bool:
+    """True when sorted ``timestamps`` hold a time within ``[low, high]``."""
+    index = int(np.searchsorted(timestamps, low, side="left"))
+    return index < len(timestamps) and int(timestamps[index]) <= high
+
