@@ -33,6 +33,7 @@ from typing import Protocol
 from iotdb_core.config import Settings
 from iotdb_core.formatter import FormatContext
 from iotdb_core.metrics import ServiceCounters
+from iotdb_core.storage.errors import ReadOnlyError, StorageFullError
 from iotdb_mqtt.acl import TopicAcl
 from iotdb_mqtt.codec import (
     Auth,
@@ -592,7 +593,7 @@ class ServerSession:
                 first_write.settle(None)
                 if pending.get(publish.packet_id) is first_write:  # type: ignore[arg-type]
                     del pending[publish.packet_id]  # type: ignore[arg-type]
-        self._violation(ReasonCode.SERVER_BUSY, f"write failed: {error}")
+        self._violation(_write_failure_code(error), f"write failed: {error}")
         if self._pending and not self._writing:
             self._submit()  # what arrived later (a will, QoS 0 data) still gets its chance
         self.host.batch_done(self)
@@ -750,6 +751,16 @@ class ServerSession:
             self.host.delay_will(self.context, will, delay)
         else:
             self._pending.append(will_publish(self.host, self.username, self.client_id, will))
+
+
+def _write_failure_code(error: BaseException) -> int:
+    """The DISCONNECT reason for a failed write: 0x97 Quota exceeded for a full disk, 0x80 for a read-only
+    engine, 0x89 Server busy otherwise (the publisher resends once reconnected)."""
+    if isinstance(error, StorageFullError):
+        return ReasonCode.QUOTA_EXCEEDED
+    if isinstance(error, ReadOnlyError):
+        return ReasonCode.UNSPECIFIED_ERROR
+    return ReasonCode.SERVER_BUSY
 
 
 def will_publish(host: Host, username: str | None, client_id: str, will: Will) -> InboundPublish:

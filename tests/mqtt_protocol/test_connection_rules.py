@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from iotdb_core.storage.errors import StorageFullError
 from iotdb_mqtt.codec import (
     ConnAck,
     Connect,
@@ -116,4 +117,15 @@ def test_a_disconnect_closes_only_after_the_publishes_before_it_are_routed_and_a
     client.complete_writes()
     received = client.received()
     assert [type(p) for p in received] == [Publish, PubAck]  # the copy, then the acknowledgement; no PINGRESP
+    assert client.output.closed
+
+
+def test_a_write_failing_on_a_full_disk_is_not_acknowledged_and_disconnects_with_0x97(host: Host) -> None:
+    client = Client(host, 5)
+    client.connect("full")
+    client.send(Publish("t", b"x", qos=1, packet_id=3))
+    [batch] = client.output.submitted
+    client.session.batch_logged(batch, None, StorageFullError("no space left on device"))
+    [disconnect] = client.received()
+    assert isinstance(disconnect, Disconnect) and disconnect.reason_code == 0x97
     assert client.output.closed

@@ -165,7 +165,7 @@ def test_export_and_import_as_a_user(root: User, server: ServerProcess, tmp_path
 
     def iotdb(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "iotdb_core.cli.main", *args, "--url", server.rest_url,
-                               "-u", "erin", "-p", "erin-pw"], capture_output=True, text=True, timeout=60,
+                               "-u", "erin", "-pw", "erin-pw"], capture_output=True, text=True, timeout=60,
                               check=False)
 
     exported = iotdb("export", "root.**", "-o", str(tmp_path / "out.csv"), "--time-format", "epoch")
