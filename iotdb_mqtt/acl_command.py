@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from iotdb_core.cli.arguments import add_location_arguments, settings_from
+from iotdb_core.cli.arguments import add_data_dir_argument, settings_from
 from iotdb_mqtt.acl import ACCESS_KINDS, ANONYMOUS, AclError, TopicAcl
 
 
@@ -19,19 +19,29 @@ def register(subparsers: Any) -> None:
         f"for the user name and %%c for the client id; the user {ANONYMOUS!r} holds the rules of clients "
         "without a user name. A running server applies changes within a second.",
     )
-    add_location_arguments(parser)
+    _add_location(parser)
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="show the rules", description="Show the rules, of one user or all.")
     listing.add_argument("user", nargs="?", help="only this user's rules")
+    _add_location(listing)
     grant = actions.add_parser("grant", help="allow a user a topic pattern",
                                description="Allow USER to read, write or readwrite topics matching PATTERN.")
     grant.add_argument("user", help=f"user name, or {ANONYMOUS}")
     grant.add_argument("access", choices=ACCESS_KINDS, help="read: subscribe; write: publish; readwrite: both")
     grant.add_argument("pattern", help="topic filter, e.g. 'devices/%%u/#'")
+    _add_location(grant)
     revoke = actions.add_parser("revoke", help="remove a rule", description="Remove USER's rule on PATTERN.")
     revoke.add_argument("user")
     revoke.add_argument("pattern")
+    _add_location(revoke)
     parser.set_defaults(handler=run)
+
+
+def _add_location(parser: Any) -> None:
+    """``--config`` and ``--data-dir``, accepted before and after the action."""
+    parser.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="properties file, or a conf directory holding one")
+    add_data_dir_argument(parser, "data directory (overrides data_dir)")
 
 
 def run(args: argparse.Namespace) -> int:
