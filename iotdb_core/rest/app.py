@@ -35,13 +35,11 @@ from iotdb_core.config import Settings
 from iotdb_core.engine_metrics import engine_figures, process_figures
 from iotdb_core.errors import IoTDBError
 from iotdb_core.metrics import ServiceCounters
-from iotdb_core.paths import PathError
 from iotdb_core.query import QueryError, UpdateResult, execute, parse
 from iotdb_core.query.errors import (
-    ILLEGAL_PATH,
     METADATA_ERROR,
     STORAGE_ENGINE_ERROR,
-    WRITE_PROCESS_REJECT,
+    write_error_code,
 )
 from iotdb_core.rest import metrics
 from iotdb_core.rest.auth import Authenticator, AuthFailure
@@ -64,7 +62,7 @@ from iotdb_core.rest.replies import SUCCESS as _SUCCESS
 from iotdb_core.rest.replies import Reply
 from iotdb_core.rest.replies import status as _status
 from iotdb_core.rest.v1 import RestV1Routes
-from iotdb_core.storage.errors import ReadOnlyError, SchemaError, StorageError, WriteRejectedError
+from iotdb_core.storage.errors import ReadOnlyError
 from iotdb_core.storage.results import WriteResult
 
 if TYPE_CHECKING:
@@ -101,15 +99,10 @@ def _write_error(exc: Exception) -> Reply:
         return _status(exc.code, exc.message)
     if isinstance(exc, ReadOnlyError):
         return _status(STORAGE_ENGINE_ERROR, str(exc), 503)
-    if isinstance(exc, WriteRejectedError):
-        return _status(WRITE_PROCESS_REJECT, str(exc))
-    if isinstance(exc, SchemaError):
-        return _status(METADATA_ERROR, str(exc))
-    if isinstance(exc, PathError):
-        return _status(ILLEGAL_PATH, str(exc))
-    if isinstance(exc, (StorageError, IoTDBError)):
-        return _status(STORAGE_ENGINE_ERROR, str(exc))
-    raise exc
+    code = write_error_code(exc)
+    if code is None:
+        raise exc
+    return _status(code, str(exc))
 
 
 def _write_reply(result: WriteResult, what: str) -> Reply:
