@@ -83,6 +83,8 @@ class TopicAcl:
         self._path = Path(data_dir) / ACL_FILE
         self._stamp: tuple[int, int, int] | None = None
         self._rules: dict[str, tuple[AclRule, ...]] = {}
+        #: Goes up whenever the rules change, so callers may remember answers until it moves.
+        self.generation = 0
         self.reload()
 
     # ------------------------------------------------------------------ file
@@ -101,6 +103,7 @@ class TopicAcl:
             return False
         self._rules = self._read() if stamp is not None else {}
         self._stamp = stamp
+        self.generation += 1
         return True
 
     def _read(self) -> dict[str, tuple[AclRule, ...]]:
@@ -120,6 +123,7 @@ class TopicAcl:
                  for name, rules in sorted(self._rules.items()) if rules}
         atomic_write(self._path, json.dumps({"version": 1, "users": users}, indent=2).encode("utf-8"))
         self._stamp = self._file_stamp()
+        self.generation += 1
 
     # ------------------------------------------------------------------ management
 

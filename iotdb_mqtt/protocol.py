@@ -86,6 +86,8 @@ _CONNACK_CODES_V3 = {
     ReasonCode.BAD_USER_NAME_OR_PASSWORD: 4,
     ReasonCode.NOT_AUTHORIZED: 5,
 }
+#: Publish topics whose ACL answer one connection remembers; beyond it the memo starts again.
+_ACL_MEMO_SIZE = 1024
 #: SUBACK code of a refused subscription for MQTT 3.1.1 (and 3.1, which has none: the same byte is sent).
 _SUBACK_FAILURE_V3 = 0x80
 
@@ -205,6 +207,9 @@ class ServerSession:
         #: MQTT 5 Request Problem Information: when 0, no reason strings on PUBACK, PUBREC or SUBACK [MQTT-3.1.2-29].
         self._problem_information = True
         self.messages_in = 0
+        #: The topic ACL's answers for this client's publish topics, valid while ``acl.generation`` is unchanged.
+        self._publish_allowed: dict[str, bool] = {}
+        self._acl_generation = -1
 
     # ------------------------------------------------------------------ events
 
@@ -405,7 +410,7 @@ class ServerSession:
             self._pending_first_writes[len(self._pending)] = first_write
         host = self.host
         refusal = 0
-        if not host.acl.may_publish(self.username, self.client_id, topic):
+        if not self._may_publish(topic):
             refusal = ReasonCode.NOT_AUTHORIZED
             log.info("client %r (user %r) may not publish to %r: not routed, not written",
                      self.client_id, self.username, topic)
@@ -415,6 +420,19 @@ class ServerSession:
         if not self._paused and (len(self._pending) > BACKLOG_MESSAGES or self._pending_bytes > BACKLOG_BYTES):
             self._paused = True
             self.output.pause_reading()
+
+    def _may_publish(self, topic: str) -> bool:
+        """The topic ACL's answer for this client, remembered per topic until the rules change."""
+        acl = self.host.acl
+        if self._acl_generation != acl.generation:
+            self._acl_generation = acl.generation
+            self._publish_allowed.clear()
+        allowed = self._publish_allowed.get(topic)
+        if allowed is None:
+            if len(self._publish_allowed) >= _ACL_MEMO_SIZE:
+                self._publish_allowed.clear()
+            allowed = self._publish_allowed[topic] = acl.may_publish(self.username, self.client_id, topic)
+        return allowed
 
     def _count_in_flight(self, qos: int, packet_id: int) -> bool:
         """Count a QoS 1 or 2 publish as unacknowledged; False, closing, when it exceeds Receive Maximum."""
