@@ -18,16 +18,19 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mqtt.conftest import start_server  # the same subprocess fixture as the TCP tests
 
 from iotdb_core.storage.engine import Engine
 from iotdb_core.testing.server import ServerProcess
 from iotdb_mqtt.codec import EMPTY_PROPERTIES, ConnAck, Connect, Packet, PacketReader, Properties, Will, encode
+
+__all__ = ["start_server"]
 
 TIMEOUT = 10.0
 TOPIC = "root/sg/d1"
@@ -42,25 +45,6 @@ _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 # ---------------------------------------------------------------------------------------- servers
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[StartServer]:
-    """Start ``iotdb serve`` subprocesses with given properties; each is stopped (or killed) afterwards."""
-    servers: list[ServerProcess] = []
-
-    def start(name: str = "server", env: Mapping[str, str] | None = None, **properties: object) -> ServerProcess:
-        server = ServerProcess(tmp_path / name, properties=properties, env=env)
-        servers.append(server)
-        return server.start(timeout=TIMEOUT * 3)
-
-    yield start
-    for server in servers:
-        if server.process is not None and server.process.poll() is None:
-            try:
-                server.stop(timeout=TIMEOUT * 2)
-            except subprocess.TimeoutExpired:
-                server.kill()
 
 
 @pytest.fixture
