@@ -139,6 +139,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "time a new connection has to send CONNECT, and a started packet to complete"),
     Option("mqtt_allow_anonymous", False, parse_bool, "true or false",
            "accept MQTT connections without user name and password"),
+    Option("mqtt_ack_reason_strings", False, parse_bool, "true or false",
+           "put the reason a publish was refused on its MQTT 5 PUBACK / PUBREC as a Reason String"),
     Option("mqtt_dead_letter_max_bytes", 64 * _MIB, integer(4096), "bytes, at least 4096",
            "size of the rejected-payload log before its oldest file is removed"),
     Option("mqtt_ingest_topics", "#", text, "comma-separated MQTT topic filters",

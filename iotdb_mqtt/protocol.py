@@ -206,6 +206,9 @@ class ServerSession:
         self._unreleased: set[int] = set()
         #: MQTT 5 Request Problem Information: when 0, no reason strings on PUBACK, PUBREC or SUBACK [MQTT-3.1.2-29].
         self._problem_information = True
+        #: Reason Strings on failure PUBACK / PUBREC: only when configured (``mqtt_ack_reason_strings``), as
+        #: clients that expect an acknowledgement of at most four bytes, as Mosquitto sends, reject longer ones.
+        self._ack_reason_strings = False
         self.messages_in = 0
         #: The topic ACL's answers for this client's publish topics, valid while ``acl.generation`` is unchanged.
         self._publish_allowed: dict[str, bool] = {}
@@ -354,6 +357,7 @@ class ServerSession:
         self.keep_alive = connect.keep_alive
         self._will = connect.will
         self._problem_information = connect.properties.request_problem_information != 0
+        self._ack_reason_strings = self._problem_information and bool(host.settings.mqtt_ack_reason_strings)
         self.context = FormatContext(client_id=self.client_id, username=connect.username, qos=0,
                                      protocol_level=self.level)
         self.connected = True
@@ -676,7 +680,7 @@ class ServerSession:
             if publish.qos == 1:
                 self._unacked -= 1
             if outcome.reason_code and level == 5:
-                properties = Properties(reason_string=outcome.reason if self._problem_information else None)
+                properties = Properties(reason_string=outcome.reason if self._ack_reason_strings else None)
                 ack = PubAck if publish.qos == 1 else PubRec
                 acks.append(encode(ack(packet_id, outcome.reason_code, properties), 5))
                 if publish.qos == 2:
