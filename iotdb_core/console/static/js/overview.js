@@ -83,42 +83,54 @@ function work(w) {
   return `${number(w.running)} running, ${number(w.done)} done${failed}${mean}`;
 }
 
-// The panel's figures: [id, label, text of (state, counters)].
-const FIGURES = [
-  ['engine-state', 'State', (s) => (s.writable ? 'Writable' : `Read-only: ${s.read_only_reason}`)],
-  ['memtable', 'Memtables', (s) => `${bytes(s.memtable_bytes)}, ${number(s.memtable_points)} points`
-    + ` (${number(s.sealed_memtables)} sealed; budget ${bytes(s.memtable_budget)})`],
-  ['wal', 'WAL', (s) => `${number(s.wal_segments)} segment(s), ${bytes(s.wal_bytes)}`],
-  ['tsfiles', 'TsFiles', (s) => `${number(s.tsfiles)} (${bytes(s.tsfile_bytes)})`],
-  ['flushes', 'Flushes', (s) => work(s.flushes)],
-  ['compactions', 'Compactions', (s) => work(s.compactions)],
-  ['data-dir', 'Data directory', (s) => `${s.data_dir} (${bytes(s.data_dir_bytes)})`],
-  ['disk-free', 'Disk free', (s) => `${bytes(s.disk_free)} of ${bytes(s.disk_total)}`],
-  ['total-points', 'Points written (MQTT)', (_s, c) => number(c.points_written)],
-  ['total-rejected', 'Payloads rejected', (_s, c) => number(c.mqtt_payloads_rejected)],
+// The panel's cards, each with its figures: [id, label, text of (state, counters)].
+const CARDS = [
+  ['Writes', [
+    ['engine-state', 'State', (s) => (s.writable ? 'Writable' : `Read-only: ${s.read_only_reason}`)],
+    ['memtable', 'Memtables', (s) => `${bytes(s.memtable_bytes)}, ${number(s.memtable_points)} points`],
+    ['memtable-sealed', 'Sealed', (s) => `${number(s.sealed_memtables)} (budget ${bytes(s.memtable_budget)})`],
+    ['wal', 'WAL', (s) => `${number(s.wal_segments)} segment(s), ${bytes(s.wal_bytes)}`],
+  ]],
+  ['Background work', [
+    ['flushes', 'Flushes', (s) => work(s.flushes)],
+    ['compactions', 'Compactions', (s) => work(s.compactions)],
+  ]],
+  ['Disk', [
+    ['disk-free', 'Free', (s) => `${bytes(s.disk_free)} of ${bytes(s.disk_total)}`],
+    ['data-dir-bytes', 'Data directory', (s) => bytes(s.data_dir_bytes)],
+    ['data-dir', 'Path', (s) => s.data_dir],
+  ]],
+  ['Since start', [
+    ['total-points', 'Points written (MQTT)', (_s, c) => number(c.points_written)],
+    ['total-rejected', 'Payloads rejected', (_s, c) => number(c.mqtt_payloads_rejected)],
+  ]],
 ];
+const FIGURES = CARDS.flatMap(([, figures]) => figures);
 
 function engineView() {
   const alert = el('p', { id: 'engine-alert', class: 'error', role: 'alert', hidden: true });
   const values = Object.fromEntries(FIGURES.map(([id]) => [id, el('dd', { id }, '—')]));
-  const totals = el('dl', { class: 'kv' }, FIGURES.map(([id, label]) => [el('dt', {}, label), values[id]]));
-  const levels = el('div', { id: 'tsfile-levels' }, el('p', { class: 'muted' }, 'Loading…'));
-  const root = el('div', { id: 'engine' }, alert,
-    el('div', { class: 'grid' }, el('section', { class: 'card' }, totals), el('section', { class: 'card' }, levels)));
+  const card = (title, ...content) => el('section', { class: 'card' }, el('h3', {}, title), ...content);
+  const tsfiles = el('p', { id: 'tsfiles' }, '—');
+  const levels = el('div', { id: 'tsfile-levels' });
+  const root = el('div', { id: 'engine' }, alert, el('div', { class: 'grid' },
+    CARDS.slice(0, 2).map(([title, figures]) => card(title, kv(figures, values))),
+    card('TsFiles', tsfiles, levels),
+    CARDS.slice(2).map(([title, figures]) => card(title, kv(figures, values)))));
   let shownLevels = null;
   const say = (node, text) => { if (node.textContent !== text) node.textContent = text; };
 
   function update(state, counters) {
     if (!state) {
-      say(alert, '');
       alert.hidden = true;
-      levels.replaceChildren(el('p', { class: 'muted' }, 'This storage backend reports no engine state.'));
+      say(tsfiles, 'This storage backend reports no engine state.');
       return;
     }
     for (const [id, , text] of FIGURES) say(values[id], text(state, counters));
     values['engine-state'].className = state.writable ? 'ok' : 'error';
     alert.hidden = state.writable;
     say(alert, state.writable ? '' : `Writes are refused: ${state.read_only_reason}`);
+    say(tsfiles, `${number(state.tsfiles)} file(s), ${bytes(state.tsfile_bytes)}`);
     const key = JSON.stringify(state.tsfile_levels);
     if (key !== shownLevels) {
       shownLevels = key;
@@ -130,6 +142,10 @@ function engineView() {
     say(alert, message);
   }
   return { root, update, failed };
+}
+
+function kv(figures, values) {
+  return el('dl', { class: 'kv' }, figures.flatMap(([id, label]) => [el('dt', {}, label), values[id]]));
 }
 
 function levelTable(levels) {
