@@ -94,7 +94,6 @@ def test_the_engine_panel_follows_memtables_and_the_wal(console_server: ServerPr
     assert after["shown"]["wal"] == f"{grown['wal_segments']:,} segment(s), {_bytes(grown['wal_bytes'])}"
     assert [row[0] for row in after["levels"]] == [f"L{level['level']}" for level in grown["tsfile_levels"]]
     assert after["tsfiles"] == f"{grown['tsfiles']:,} file(s), {_bytes(grown['tsfile_bytes'])}"
-    page.do("screenshot", name="overview-engine")
 
 
 def test_clients_page_lists_and_disconnects_a_client(console_server: ServerProcess, page: Browser) -> None:
