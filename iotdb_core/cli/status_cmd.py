@@ -162,6 +162,8 @@ def _read_only(figures: Figures) -> str:
 
 
 def _engine_rows(figures: Figures) -> list[tuple[str, str]]:
+    if "iotdb_memtable_bytes" not in figures.values:
+        return [("engine figures", "not reported by this storage backend")]
     files = {labels.get("level", "?"): value for labels, value in figures.labelled.get("iotdb_tsfiles", [])}
     sizes = {labels.get("level", "?"): value for labels, value in figures.labelled.get("iotdb_tsfile_bytes", [])}
     free, total = figures.get("iotdb_data_dir_free_bytes"), figures.get("iotdb_data_dir_total_bytes")
