@@ -32,7 +32,7 @@ from iotdb_core.auth import UserStore
 from iotdb_core.authz import AccessDenied, Privilege
 from iotdb_core.backend import StorageBackend, SupportsHealth
 from iotdb_core.config import Settings
-from iotdb_core.engine_metrics import engine_figures, process_figures
+from iotdb_core.engine_metrics import engine_stats, process_figures
 from iotdb_core.errors import IoTDBError
 from iotdb_core.metrics import ServiceCounters
 from iotdb_core.query import QueryError, UpdateResult, execute, parse
@@ -292,7 +292,7 @@ class RestService:
     # ------------------------------------------------------------------------- work on the thread pool
 
     def _render_metrics(self) -> str:
-        return metrics.render(self.counters, engine=engine_figures(self.engine), process=process_figures())
+        return metrics.render(self.counters, engine=engine_stats(self.engine), process=process_figures())
 
     def _run_query(self, sql: str, limit: int, user: str) -> Reply:
         try:
