@@ -405,6 +405,7 @@ class RpcBackend(Backend):
         self._column_to_json = column_to_json
         self.description = f"{host}:{port}"
         self.user = user
+        self._tls = ssl_context is not None
         self._status_error = RpcStatusError
         self._connection_error = RpcConnectionError
         try:
@@ -416,9 +417,10 @@ class RpcBackend(Backend):
         self.precision = self._client.precision
 
     def _unreachable(self, exc: BaseException) -> CliError:
+        tls = "" if self._tls else "; over TLS (enable_thrift_ssl) give --ssl or --cafile"
         return CliError(
             f"cannot reach the server at {self.description}: {exc} (is `iotdb serve` running? its native RPC "
-            "service listens on rpc_port, 6667 by default; or use --url for REST, --data-dir for a directory)"
+            f"service listens on rpc_port, 6667 by default{tls}; or use --url for REST, --data-dir for a directory)"
         )
 
     def _run(self, sql: str) -> Any:

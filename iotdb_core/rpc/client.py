@@ -119,7 +119,8 @@ class RpcClient:
                 TSProtocolVersion.IOTDB_SERVICE_PROTOCOL_V3, zone or local_zone(), user, password,
                 {"version": "V_1_0", "sql_dialect": "tree"}))
         except TTransport.TTransportException as exc:
-            self._transport.close()
+            if self._transport.isOpen():  # thrift's TLS socket cannot close what never opened
+                self._transport.close()
             raise _transport_failure(exc) from None
         if response.status.code != SUCCESS_STATUS:
             self._transport.close()
