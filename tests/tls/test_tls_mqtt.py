@@ -12,6 +12,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from mqtt.conftest import PahoPublisher, StartServer, dead_letters, stop_and_read
 
+from iotdb_mqtt.codec import EMPTY_PROPERTIES, Connect, encode
+
 from .conftest import (
     DEVICE,
     TIMEOUT,
@@ -172,3 +174,22 @@ def test_tls_below_1_2_is_refused(start_server: StartServer, pki: Pki, server_ce
         with tcp(port) as raw, tls12.wrap_socket(raw, server_hostname="127.0.0.1") as wrapped:
             assert wrapped.version() == "TLSv1.2", name
     assert_quiet(server)
+
+
+def test_shutdown_with_open_tls_connections_is_prompt_and_clean(start_server: StartServer, pki: Pki,
+                                                                server_cert: Issued) -> None:
+    server = start_server(**tls_properties(pki, server_cert, enable_https="true", enable_thrift_ssl="true"))
+    silent = []  # TLS connections that completed the handshake and then never read or write again
+    for port in (server.ssl_port, server.wss_port, server.rest_port, server.rpc_port):
+        wrapped = tls_client(pki).wrap_socket(tcp(port), server_hostname="127.0.0.1")
+        silent.append(wrapped)
+    mqtt_client = silent[0]
+    mqtt_client.sendall(encode(Connect("silent", 4, True, 60, "root", b"root", None, EMPTY_PROPERTIES), 4))
+    assert mqtt_client.recv(4) == b"\x20\x02\x00\x00"  # CONNACK, accepted
+    started = time.monotonic()
+    code = server.stop(timeout=TIMEOUT * 3)
+    assert code == 0, server.output
+    assert time.monotonic() - started < TIMEOUT, "no wait for clients that never answer the TLS close"
+    assert "Traceback" not in server.output, server.output
+    for connection in silent:
+        connection.close()

@@ -48,3 +48,18 @@ def test_mqttjs_and_paho_over_secure_websocket(start_server: StartServer, pki: P
         client.loop_stop()
     assert_quiet(server)
     assert stop_and_read(server, f"{DEVICE}.s1") == {f"{DEVICE}.s1": {1: 1.0, 2: 2.0}}
+
+
+def test_the_certificate_cn_is_the_user_over_secure_websocket_too(start_server: StartServer, pki: Pki,
+                                                                  server_cert: Issued) -> None:
+    server = start_server(**tls_properties(pki, server_cert, mqtt_ssl_client_auth="optional",
+                                           mqtt_use_identity_as_username="true"))
+    root, ghost = pki.client("root"), pki.client("ghost")
+    as_root = run_mqttjs("connect", server.wss_url, protocolVersion=5, username="someone", password="wrong",
+                         caFile=str(pki.ca), certFile=str(root.cert), keyFile=str(root.key))
+    assert as_root["error"] is None and as_root["connack"]["code"] == 0, as_root
+    as_ghost = run_mqttjs("connect", server.wss_url, protocolVersion=5, username="root", password="root",
+                          caFile=str(pki.ca), certFile=str(ghost.cert), keyFile=str(ghost.key))
+    assert as_ghost["connack"] is None and as_ghost["error"]["code"] == 0x86, as_ghost
+    assert "certificate's CN 'ghost' names no user" in server.output
+    assert_quiet(server)
