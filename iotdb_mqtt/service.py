@@ -49,10 +49,9 @@ def mqtt_tls(settings: Settings, listeners: TlsListeners) -> ServerTls | None:
     """The TLS of MQTT over TLS and secure WebSocket, after checking the MQTT listener keys fit together."""
     if not settings.enable_mqtt_service:
         return None
-    tls = listeners.for_listener("mqtt")
-    served = [settings.mqtt_port, settings.mqtt_ws_port]
-    if tls is not None:
-        served += [settings.mqtt_ssl_port, settings.mqtt_wss_port]
+    secure_ports = (settings.mqtt_ssl_port, settings.mqtt_wss_port)
+    tls = listeners.for_listener("mqtt") if any(port >= 0 for port in secure_ports) else None
+    served = [settings.mqtt_port, settings.mqtt_ws_port, *(secure_ports if tls is not None else ())]
     if all(port < 0 for port in served):
         raise ConfigError("no MQTT listener is left: mqtt_port and mqtt_ws_port are -1 and MQTT over TLS is off "
                           "(set ssl_certfile and ssl_keyfile to serve it on mqtt_ssl_port; or set "
