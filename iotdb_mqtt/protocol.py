@@ -129,7 +129,8 @@ class Output(Protocol):
     def resume_reading(self) -> None: ...
 
     def authenticate(self, username: str | None, password: bytes | None) -> None:
-        """Check the credentials; answer with :meth:`ServerSession.authenticated`."""
+        """Check the credentials (or the client certificate's identity); answer with
+        :meth:`ServerSession.authenticated`."""
 
     def submit(self, batch: Batch) -> None:
         """Format and log ``batch``; answer with :meth:`ServerSession.batch_logged`."""
@@ -333,9 +334,12 @@ class ServerSession:
         self._assigned = assigned
         self.output.authenticate(connect.username, connect.password)
 
-    def authenticated(self, ok: bool) -> None:
-        """The password check of the CONNECT finished."""
+    def authenticated(self, ok: bool, identity: str | None = None) -> None:
+        """The password check of the CONNECT finished; ``identity`` is the user name a client certificate gave,
+        which replaces the CONNECT's (``mqtt_use_identity_as_username``)."""
         self.authenticating = False
+        if identity is not None:
+            self.username = identity
         if self.closed:
             return
         connect, assigned = self._connect, self._assigned
@@ -358,7 +362,7 @@ class ServerSession:
         self._will = connect.will
         self._problem_information = connect.properties.request_problem_information != 0
         self._ack_reason_strings = self._problem_information and bool(host.settings.mqtt_ack_reason_strings)
-        self.context = FormatContext(client_id=self.client_id, username=connect.username, qos=0,
+        self.context = FormatContext(client_id=self.client_id, username=self.username, qos=0,
                                      protocol_level=self.level)
         self.connected = True
         properties = Properties()

@@ -64,6 +64,7 @@ from iotdb_core.rest.replies import status as _status
 from iotdb_core.rest.v1 import RestV1Routes
 from iotdb_core.storage.errors import ReadOnlyError
 from iotdb_core.storage.results import WriteResult
+from iotdb_core.tls import ServerTls
 
 if TYPE_CHECKING:
     from iotdb_core.console import Console
@@ -363,8 +364,11 @@ class RestServer:
         *,
         shutdown_timeout: float = 30.0,
         console: Console | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         self.settings = settings
+        #: HTTPS instead of HTTP (``enable_https``), None for HTTP.
+        self.tls = tls
         self.service = RestService(engine, settings, users, counters, console=console)
         self.shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
@@ -376,7 +380,8 @@ class RestServer:
             self.service.app(), handle_signals=False, access_log=None, shutdown_timeout=self.shutdown_timeout
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024,
+                           ssl_context=self.tls.context if self.tls is not None else None)
         try:
             await site.start()
         except OSError as exc:
@@ -395,6 +400,11 @@ class RestServer:
         assert self._runner is not None
         host, port = self._runner.addresses[0][:2]
         return host, port
+
+    @property
+    def scheme(self) -> str:
+        """``https`` or ``http``."""
+        return "https" if self.tls is not None else "http"
 
     async def stop(self) -> None:
         """Stop accepting, let running requests finish (up to ``shutdown_timeout``), stop the thread pools."""
