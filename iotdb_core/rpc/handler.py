@@ -8,7 +8,10 @@ exception, so nothing reaches the log as a traceback. Calls this server does not
 UNSUPPORTED_OPERATION (300) naming the call.
 
 Writes go to the engine that serves MQTT and REST; an insert's status is sent only once its points are durable
-per ``wal_mode``. Statements run through :func:`iotdb_core.query.execute`, as REST's do.
+per ``wal_mode``. Statements run through :func:`iotdb_core.query.execute` as the session's user, as REST's do.
+Calls that reach the engine directly check the user's privileges first (IoTDB's rules, status 803): inserts
+WRITE_DATA on every series of the call, ``deleteData`` WRITE_DATA on the series it matches, ``deleteStorageGroups``
+MANAGE_DATABASE.
 """
 
 from __future__ import annotations
