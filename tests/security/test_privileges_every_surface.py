@@ -227,6 +227,25 @@ def test_the_grafana_series_tree_lists_only_what_read_schema_covers(server: Serv
     assert rest(server, "/grafana/v1/node", ["root"])[1] == ["other", "sg"], "root sees everything"
 
 
+def test_console_dead_letters_need_read_data_on_everything_and_admin_pages_manage_user(
+        server: ServerProcess) -> None:
+    password = new_user(server, "dana", "READ_DATA ON root.sg.**")
+    status, answer = rest(server, "/console/api/deadletters", user="dana", password=password)
+    assert (status, answer["code"]) == (403, NO_PERMISSION) and "READ_DATA on [root.**]" in answer["message"]
+    assert rest(server, "/console/api/users", user="dana", password=password)[0] == 403
+    cookie, _csrf = log_in(server, "dana", password)
+    assert call(server, "GET", "/console/api/session", cookie=cookie)[1]["admin"] is False
+    sql(server, "GRANT READ_DATA ON root.** TO USER dana")
+    sql(server, "GRANT MANAGE_USER TO USER dana")
+    assert rest(server, "/console/api/deadletters", user="dana", password=password)[0] == 200
+    status, answer = rest(server, "/console/api/users", user="dana", password=password)
+    assert status == 200 and {"name": "dana", "admin": True} in answer["users"]
+    assert call(server, "GET", "/console/api/session", cookie=cookie)[1]["admin"] is True
+    status, answer = rest(server, "/console/api/deadletters/discard", {"id": "none"}, user="dana",
+                          password=password)
+    assert (status, answer["code"]) == (403, NO_PERMISSION) and "WRITE_DATA on [root.**]" in answer["message"]
+
+
 def test_rpc_writes_without_write_data_are_refused_with_803_and_write_nothing(server: ServerProcess) -> None:
     password = new_user(server, "wendy", "WRITE_DATA ON root.sg.d9.**")
     session = open_session(server, user="wendy", password=password)
