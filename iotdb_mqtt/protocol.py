@@ -357,7 +357,8 @@ class ServerSession:
             self._connect_expiry = 0 if connect.clean_start else NEVER_EXPIRES
         self.session.expiry_interval = self._connect_expiry
         self.subscriber, routed_present = host.router.open_session(self.client_id, clean_start=connect.clean_start,
-                                                                  expiry_interval=self._connect_expiry)
+                                                                  expiry_interval=self._connect_expiry,
+                                                                  user=connect.username)
         self.keep_alive = connect.keep_alive
         self._will = connect.will
         self._problem_information = connect.properties.request_problem_information != 0
@@ -807,7 +808,7 @@ def route_all(router: Router, publishes: list[InboundPublish], publisher_id: str
     for publish in publishes:
         if publish.write and not publish.refusal:
             router.route(ApplicationMessage.received(publish.topic, publish.payload, publish.qos, publish.retain,
-                                                     publish.properties, publisher_id))
+                                                     publish.properties, publisher_id, rows=publish.rows))
 
 
 def _without_share(topic_filter: str) -> str:

@@ -22,7 +22,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from iotdb_core.metrics import ServiceCounters
@@ -53,6 +53,9 @@ class SubscriberSession:
     """``time.monotonic()`` when its connection closed; ``None`` while connected."""
     next_message_id: int = 1
     """The id the session log gets for the next message queued to this session."""
+    user: str | None = ""
+    """The user of the connection that opened it (None: anonymous); ``""`` (no user) for a session restored
+    from the log until its client connects again."""
 
     @property
     def persistent(self) -> bool:
@@ -85,15 +88,20 @@ class Router:
         self._drops = RateLimitedLog()
         self._log = session_log
         self._unsynced = False
+        #: Whether a subscriber's user may receive a message (READ_DATA on the series it feeds; see
+        #: :mod:`iotdb_mqtt.reads`); None: every subscription receives what it matches. Anonymous subscribers
+        #: are not asked.
+        self.may_receive: Callable[[str, ApplicationMessage], bool] | None = None
         if session_log is not None:
             for stored in session_log.sessions().values():
                 self._restore(stored)
 
     # ------------------------------------------------------------------ sessions
 
-    def open_session(self, client_id: str, *, clean_start: bool,
-                     expiry_interval: int = 0) -> tuple[SubscriberSession, bool]:
-        """The session a new connection of ``client_id`` continues, and whether one existed.
+    def open_session(self, client_id: str, *, clean_start: bool, expiry_interval: int = 0,
+                     user: str | None = None) -> tuple[SubscriberSession, bool]:
+        """The session a new connection of ``client_id`` (as ``user``, None: anonymous) continues, and whether
+        one existed.
 
         A clean start ends any earlier session and its subscriptions [MQTT-3.1.2-4]. ``expiry_interval`` is
         the CONNECT's: with 0 the session ends with the connection, so it leaves the durable log now.
@@ -108,6 +116,7 @@ class Router:
                 self._end_oldest_offline()
             session = self._sessions[client_id] = SubscriberSession(client_id, self._queue_for(client_id))
         session.disconnected_at = None
+        session.user = user
         was_persistent = session.persistent
         session.expiry_interval = expiry_interval
         if self._log is not None:
@@ -266,6 +275,8 @@ class Router:
         for message in self.retained_matching(requested.topic_filter):
             if requested.no_local and message.publisher_id == session.client_id:
                 continue
+            if not self._may_receive(session, message):
+                continue
             if self._offer(session, message, min(message.qos, requested.qos), True, identifiers):
                 sent += 1
         if sent:
@@ -285,7 +296,7 @@ class Router:
         copies = 0
         for delivery in deliveries:
             session = sessions.get(delivery.client_id)
-            if session is None:
+            if session is None or not self._may_receive(session, message):
                 continue
             qos = delivery.qos if delivery.qos < message.qos else message.qos
             retain = message.retain and delivery.retain_as_published
@@ -294,6 +305,10 @@ class Router:
         if copies:
             self.counters.add("mqtt_messages_sent", copies)
         return copies
+
+    def _may_receive(self, session: SubscriberSession, message: ApplicationMessage) -> bool:
+        check = self.may_receive
+        return check is None or session.user is None or check(session.user, message)
 
     def _offer(self, session: SubscriberSession, message: ApplicationMessage, qos: int, retain: bool,
                identifiers: tuple[int, ...]) -> bool:

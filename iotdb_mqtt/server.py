@@ -26,6 +26,7 @@ from iotdb_mqtt.connection import MqttConnection
 from iotdb_mqtt.delivery import ApplicationMessage
 from iotdb_mqtt.ingest import InboundPublish, IngestedBatch, Ingestor, PublishOutcome
 from iotdb_mqtt.protocol import ServerSession, route_all, will_publish
+from iotdb_mqtt.reads import SubscriberReads
 from iotdb_mqtt.router import Router
 from iotdb_mqtt.sessions import SessionStore
 
@@ -74,6 +75,7 @@ class MqttServer:
         self._started_at = time.monotonic()
         self._ingest_filters = _ingest_filters(settings.mqtt_ingest_topics)
         self._ingest_memo: dict[str, bool] = {}
+        router.may_receive = SubscriberReads(users.authorizer, self.should_ingest)
         self._idle = asyncio.Event()
         self._idle.set()
         self._delayed_wills: dict[str, _DelayedWill] = {}
