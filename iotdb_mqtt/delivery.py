@@ -315,6 +315,11 @@ class OutboundQueue:
         self._queue.append(outgoing)
         self._queued_bytes += outgoing.message.size
 
+    def restore_released(self, outgoing: Outgoing) -> None:
+        """Put back a QoS 2 message of a recovered session whose PUBREC had come back: its PUBREL (with
+        ``outgoing.packet_id``) is resent when the client attaches, and PUBCOMP finishes it."""
+        self._released[outgoing.packet_id] = outgoing
+
     def _finished(self, outgoing: Outgoing) -> None:
         if outgoing.message_id and self._on_finished is not None:
             self._on_finished(self.client_id, outgoing)

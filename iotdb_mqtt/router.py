@@ -54,8 +54,8 @@ class SubscriberSession:
     next_message_id: int = 1
     """The id the session log gets for the next message queued to this session."""
     user: str | None = ""
-    """The user of the connection that opened it (None: anonymous); ``""`` (no user) for a session restored
-    from the log until its client connects again."""
+    """The user of the connection that opened it (None: anonymous); ``""`` (no user: receives nothing that
+    needs READ_DATA) for a session restored from a log that did not record its user."""
 
     @property
     def persistent(self) -> bool:
@@ -121,7 +121,7 @@ class Router:
         session.expiry_interval = expiry_interval
         if self._log is not None:
             if session.persistent:
-                self._log.begin(client_id, expiry_interval)
+                self._log.begin(client_id, expiry_interval, user)
                 if not was_persistent:
                     for subscription in self.tree.subscriptions_of(client_id):
                         self._log.subscribe(subscription)
@@ -142,17 +142,19 @@ class Router:
 
     def _released(self, client_id: str, outgoing: Outgoing) -> None:
         if self._log is not None and client_id in self._log:
-            self._log.released(client_id, outgoing.message_id)
+            self._log.released(client_id, outgoing.message_id, outgoing.packet_id)
             self._unsynced = True
 
     def _restore(self, stored: StoredSession) -> None:
         """Rebuild a session recovered from the durable log: disconnected, its subscriptions, its messages.
 
-        A QoS 2 message whose PUBREC had come back before the restart is taken as delivered: the client has
-        it, and the packet id its PUBREL needed was not logged.
+        A QoS 2 message whose PUBREC had come back before the restart waits for its PUBCOMP: PUBREL is resent
+        with the logged packet id when the client reconnects (a log written before packet ids were logged
+        has none: such a message is taken as delivered, as the client has it). The session keeps the user
+        of its last connection, so what it may receive is decided as before the restart.
         """
         queue = self._queue_for(stored.client_id)
-        session = SubscriberSession(stored.client_id, queue, stored.expiry_interval)
+        session = SubscriberSession(stored.client_id, queue, stored.expiry_interval, user=stored.user)
         away = time.time() - (stored.disconnected_at or time.time())
         session.disconnected_at = time.monotonic() - max(0.0, away)
         for subscription in stored.subscriptions:
@@ -161,6 +163,14 @@ class Router:
         for queued in stored.messages:
             session.next_message_id = max(session.next_message_id, queued.message_id + 1)
             if queued.message_id in stored.released:
+                packet_id = stored.released_packet_ids.get(queued.message_id)
+                if packet_id:
+                    queue.restore_released(Outgoing(_message_from(queued.topic, queued.payload, queued.qos,
+                                                                  queued.retain, queued.properties,
+                                                                  queued.queued_at),
+                                                    queued.qos, queued.retain, message_id=queued.message_id,
+                                                    packet_id=packet_id))
+                    continue
                 assert self._log is not None
                 self._log.acknowledged(stored.client_id, queued.message_id)
                 continue

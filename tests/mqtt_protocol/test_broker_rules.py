@@ -379,6 +379,40 @@ def test_a_persistent_session_and_its_queued_messages_survive_a_restart(tmp_path
     third.router.close()
 
 
+def test_a_released_qos2_message_gets_its_pubrel_again_after_a_restart(tmp_path: Path) -> None:
+    def host_with_log() -> Host:
+        host = Host(tmp_path)
+        host.router = Router(QueueLimits(), host.counters,
+                             session_log=SessionLog.open(tmp_path / "sessions", max_messages_per_session=100))
+        return host
+
+    persistent = Properties(session_expiry_interval=3600)
+    first = host_with_log()
+    sub = subscriber(first, "keeper", ("k/#", 2), properties=persistent, clean_start=False)
+    pub = publisher(first)
+    pub.send(Publish("k/1", b"once", qos=2, packet_id=1))
+    pub.complete_writes()
+    [delivered] = publishes(sub)
+    sub.send(PubRec(delivered.packet_id))  # type: ignore[arg-type]
+    assert [type(p) for p in sub.received()] == [PubRel]
+    first.router.sync()
+    first.router.close()  # a crash before the PUBCOMP
+
+    second = host_with_log()
+    again = Client(second, 5)
+    assert isinstance(again.connect("keeper", clean_start=False, properties=persistent), ConnAck)
+    resent = again.received()
+    assert resent == [PubRel(delivered.packet_id)]  # type: ignore[arg-type]  # not the PUBLISH again
+    again.send(PubComp(delivered.packet_id))  # type: ignore[arg-type]
+    second.router.sync()
+    second.router.close()
+    third = host_with_log()
+    last = Client(third, 5)
+    last.connect("keeper", clean_start=False, properties=persistent)
+    assert last.received() == []  # the exchange finished: nothing left to resend
+    third.router.close()
+
+
 def test_ten_thousand_subscriptions_on_one_client_match_as_one(host: Host) -> None:
     client = Client(host, 4)
     client.connect("many")
