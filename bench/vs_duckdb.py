@@ -1,7 +1,7 @@
 """The storage engine against DuckDB and SQLite on the same data, in one run.
 
 Data: one device, 10 DOUBLE series (``s0`` .. ``s9``) of --rows rows (default 2,000,000), one row per
-second (timestamps in ms), each a random walk with 2 decimals, written in tablets of --tablet rows
+second (timestamps in ms), each a random walk with 2 decimals (see :func:`tablets`), written in tablets of --tablet rows
 (default 10,000). Every system writes durably (iotdb-py ``wal_mode=SYNC``; DuckDB commits each
 tablet, which syncs its WAL; SQLite ``journal_mode=WAL``, ``synchronous=FULL``, one transaction per
 tablet) and is closed, then reopened for the queries.
@@ -56,15 +56,20 @@ DEVICE = "root.bench.d1"
 
 
 def tablets(rows: int, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(timestamps, values[10, n]) per tablet: random walks with 2 decimals, one row per second."""
+    """(timestamps, values[10, n]) per tablet: random walks with 2 decimals, one row per second.
+
+    A walk moves by normally distributed steps (sigma 0.5) rounded to hundredths and starts at 100; its
+    values are whole hundredths divided by 100, as a 2-decimal reading parsed from text is (so a zero is
+    ``0.0``, never the ``-0.0`` that rounding a small negative float gives).
+    """
     rng = np.random.default_rng(2024)
-    level = np.full(len(SERIES), 100.0)
+    level = np.full(len(SERIES), 10_000, dtype=np.int64)
     for start in range(0, rows, size):
         n = min(size, rows - start)
-        steps = np.round(rng.normal(0.0, 0.5, size=(len(SERIES), n)), 2)
-        block = np.round(level[:, None] + np.cumsum(steps, axis=1), 2)
-        level = block[:, -1]
-        yield np.arange(start, start + n, dtype=np.int64) * 1000, block
+        steps = np.rint(rng.normal(0.0, 50.0, size=(len(SERIES), n))).astype(np.int64)
+        hundredths = level[:, None] + np.cumsum(steps, axis=1)
+        level = hundredths[:, -1]
+        yield np.arange(start, start + n, dtype=np.int64) * 1000, hundredths / 100.0
 
 
 def directory_bytes(path: Path) -> int:
