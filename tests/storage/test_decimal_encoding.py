@@ -64,7 +64,6 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 def test_decimal_doubles_round_trip_exactly_through_the_tsfile_reader(tmp_path: Path, values: np.ndarray) -> None:
     assert decimal_exact(values)
     chosen = with_decimal_encoding(series("v", values))
-    assert chosen.scaled_decimal
     path = tmp_path / "decimal.tsfile"
     write_tsfile(path, [chosen])
     assert same_bits(read_with_library(path, "v", len(values)), values)
@@ -94,7 +93,6 @@ def test_values_the_scaled_encoding_would_change_keep_the_declared_encoding(tmp_
     values[500] = odd
     assert not decimal_exact(values)
     kept = with_decimal_encoding(series("v", values))
-    assert not kept.scaled_decimal
     path = tmp_path / "fallback.tsfile"
     write_tsfile(path, [kept])
     assert same_bits(read_with_library(path, "v", len(values)), values)
@@ -103,14 +101,16 @@ def test_values_the_scaled_encoding_would_change_keep_the_declared_encoding(tmp_
         assert same_bits(source.read(DEV, "v")[1], values)
 
 
-def test_the_writer_refuses_scaled_decimals_it_cannot_store_exactly(tmp_path: Path) -> None:
+def test_a_series_marked_scaled_keeps_its_encoding_when_its_values_are_not_decimals(tmp_path: Path) -> None:
     values = walk(100)
     values[7] = 0.125
-    forced = SeriesData(DEV, "v", TSDataType.DOUBLE, TSEncoding.CHIMP, Compressor.LZ4,
+    marked = SeriesData(DEV, "v", TSDataType.DOUBLE, TSEncoding.GORILLA, Compressor.LZ4,
                         np.arange(100, dtype=np.int64), values, scaled_decimal=True)
-    with pytest.raises(UnsupportedEncodingError, match=r"root\.sg\.d1\.v: scaled decimals"):
-        write_tsfile(tmp_path / "refused.tsfile", [forced])
-    assert list(tmp_path.iterdir()) == []
+    path = tmp_path / "kept.tsfile"
+    write_tsfile(path, [marked])
+    with TsFileSource(path) as source:
+        assert source.info(DEV, "v").encoding is TSEncoding.GORILLA
+        assert same_bits(source.read(DEV, "v")[1], values)
 
 
 def test_only_double_series_become_scaled_decimals(tmp_path: Path) -> None:
@@ -118,8 +118,16 @@ def test_only_double_series_become_scaled_decimals(tmp_path: Path) -> None:
     floats = SeriesData(DEV, "f", TSDataType.FLOAT, TSEncoding.CHIMP, Compressor.LZ4, stamps,
                         np.arange(10, dtype=np.float32))
     assert with_decimal_encoding(floats) is floats
-    with pytest.raises(UnsupportedEncodingError, match="only DOUBLE"):
-        write_tsfile(tmp_path / "f.tsfile", [SeriesData(**{**floats.__dict__, "scaled_decimal": True})])
+    path = tmp_path / "f.tsfile"
+    write_tsfile(path, [SeriesData(**{**floats.__dict__, "scaled_decimal": True})])
+    with TsFileSource(path) as source:
+        assert source.info(DEV, "f").encoding is TSEncoding.CHIMP
+
+
+def test_declaring_ts_2diff_for_a_double_series_is_still_refused(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedEncodingError, match="TS_2DIFF cannot store DOUBLE"):
+        write_tsfile(tmp_path / "x.tsfile", [series("v", walk(10), TSEncoding.TS_2DIFF)])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_native_writer_writes_the_bytes_of_the_package_writer(tmp_path: Path) -> None:
