@@ -82,16 +82,12 @@ class BlockStats:
         return len(self.start_time)
 
 
-def compute(
-    timestamps: np.ndarray, values: np.ndarray, data_type: TSDataType, precision: str = "ms"
-) -> BlockStats | None:
-    """The blocks of one series (timestamps strictly increasing), or None when it gets none."""
-    if data_type not in _TYPES:
-        return None
-    n = len(timestamps)
-    if n < MIN_BLOCK_POINTS:
-        return None
-    stamps = np.asarray(timestamps, dtype=np.int64)
+_Layout = tuple[int, np.ndarray] | None  # (duration, first index of each block), or no blocks
+
+
+def _layout(stamps: np.ndarray, precision: str) -> _Layout:
+    """The block duration of these timestamps and where each block starts; None for a single block."""
+    n = len(stamps)
     ids = None
     duration = 0
     for duration in ladder(precision):
@@ -101,8 +97,25 @@ def compute(
             break
     assert ids is not None
     starts = np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1))
-    if len(starts) < 2:
+    return None if len(starts) < 2 else (duration, starts)
+
+
+def compute(
+    timestamps: np.ndarray, values: np.ndarray, data_type: TSDataType, precision: str = "ms"
+) -> BlockStats | None:
+    """The blocks of one series (timestamps strictly increasing), or None when it gets none."""
+    if data_type not in _TYPES or len(timestamps) < MIN_BLOCK_POINTS:
         return None
+    stamps = np.asarray(timestamps, dtype=np.int64)
+    return _blocks(stamps, values, data_type, _layout(stamps, precision))
+
+
+def _blocks(stamps: np.ndarray, values: np.ndarray, data_type: TSDataType, layout: _Layout) -> BlockStats | None:
+    """:func:`compute` for timestamps whose :func:`_layout` is known (series sharing timestamps share it)."""
+    if layout is None:
+        return None
+    n = len(stamps)
+    duration, starts = layout
     ends = np.append(starts[1:], n) - 1
     vals = np.asarray(values).astype(NUMPY_DTYPE[data_type], copy=False)
     sums = np.add.reduceat(vals.astype(np.float64), starts)
@@ -125,9 +138,16 @@ def collect(
     series: Iterable[SeriesData], sink: dict[tuple[str, str], tuple[TSDataType, BlockStats]], precision: str = "ms"
 ) -> Iterator[SeriesData]:
     """Pass ``series`` through, adding the blocks of each to ``sink``."""
+    shared: np.ndarray | None = None  # the last timestamp array seen, and its layout
+    layout: _Layout = None
     for given in series:
         try:
-            blocks = compute(given.timestamps, given.values, given.data_type, precision)  # type: ignore[arg-type]
+            blocks = None
+            if given.data_type in _TYPES and len(given.timestamps) >= MIN_BLOCK_POINTS:
+                stamps = np.asarray(given.timestamps, dtype=np.int64)
+                if given.timestamps is not shared:
+                    shared, layout = given.timestamps, _layout(stamps, precision)
+                blocks = _blocks(stamps, given.values, given.data_type, layout)  # type: ignore[arg-type]
         except Exception:  # the statistics are optional; the file is written regardless
             log.exception("cannot compute block statistics of %s.%s", given.device, given.measurement)
             blocks = None
