@@ -16,11 +16,14 @@ Measures, per system:
   scan        every (time, value) of ``s0`` as arrays, best of --repeat, in points/s
   bytes/pt    bytes of the whole database directory after close per point (rows x 10)
 
-and, for iotdb-py alone, SYNC ``insert_record`` of 2 DOUBLE values from --threads threads for
+With --rounds N the systems run N times, alternating, and each figure is the median over the rounds; the
+ratio column is the median of the per-round ratios, so a burst of load on a shared machine moves it less.
+And, for iotdb-py alone, SYNC ``insert_record`` of 2 DOUBLE values from --threads threads for
 --record-seconds against the fdatasync bound this disk sets (``bench/storage_bench.py`` workload b).
 Each system runs in its own child process, one after the other.
 
-Usage: python bench/vs_duckdb.py [--rows N] [--systems iotdb,duckdb,sqlite] [--no-records] [--json out.json]
+Usage: python bench/vs_duckdb.py [--rows N] [--rounds N] [--systems iotdb,duckdb,sqlite] [--no-records]
+                                [--json out.json]
 Needs the ``bench`` extra (``pip install -e '.[bench]'``) for DuckDB.
 """
 
@@ -31,6 +34,7 @@ import json
 import os
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -247,8 +251,20 @@ def load_average() -> str:
     return f"{one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
+FIGURES = ("ingest_points_per_s", "open_ms", "group_by_first_ms", "group_by_warm_ms", "scan_points_per_s",
+           "bytes_per_point")
+
+
+def median_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over the rounds (the other entries from the first round)."""
+    out = dict(runs[0])
+    for key in FIGURES:
+        out[key] = statistics.median(run[key] for run in runs)
+    return out
+
+
 def report(results: dict[str, dict[str, Any]]) -> list[str]:
-    names = list(results)
+    names = [name for name in results if name != "ratios"]
     lines = ["| measure | " + " | ".join(names) + " | iotdb-py / DuckDB | bar |", "| --- " * (len(names) + 3) + "|"]
     rows = [
         ("tablet ingest, points/s (SYNC, close included)", "ingest_points_per_s", "{:,.0f}", ">= 1.0x", True),
@@ -261,8 +277,8 @@ def report(results: dict[str, dict[str, Any]]) -> list[str]:
     for label, key, form, bar, _higher in rows:
         cells = [form.format(results[name][key]) for name in names]
         ratio = "-"
-        if "iotdb" in results and "duckdb" in results:
-            ratio = f"{results['iotdb'][key] / results['duckdb'][key]:.2f}x"
+        if "ratios" in results:
+            ratio = f"{results['ratios'][key]:.2f}x"
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {ratio} | {bar} |")
     return lines
 
@@ -272,6 +288,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--tablet", type=int, default=10_000, help="rows per tablet")
     parser.add_argument("--repeat", type=int, default=5, help="warm runs of each query (best is kept)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every system this many times, alternating; figures and ratios are medians")
     parser.add_argument("--systems", default="iotdb,duckdb,sqlite")
     parser.add_argument("--no-records", dest="records", action="store_false", help="skip insert_record")
     parser.add_argument("--threads", type=int, default=4)
@@ -289,9 +307,16 @@ def main() -> None:
         *([f"--dir={args.dir}"] if args.dir else []),
     ]
     before = load_average()
-    results = {system: child(args, system) for system in args.systems.split(",")}
+    systems = args.systems.split(",")
+    rounds = [{system: child(args, system) for system in systems} for _ in range(args.rounds)]
     after = load_average()
-    print(f"{args.rows:,} rows x {len(SERIES)} DOUBLE, tablets of {args.tablet:,}; load average before {before}, "
+    results = {system: median_figures([run[system] for run in rounds]) for system in systems}
+    if "iotdb" in results and "duckdb" in results:
+        results["ratios"] = {
+            key: statistics.median(run["iotdb"][key] / run["duckdb"][key] for run in rounds) for key in FIGURES
+        }
+    print(f"{args.rows:,} rows x {len(SERIES)} DOUBLE, tablets of {args.tablet:,}, {args.rounds} round(s); "
+          f"load average before {before}, "
           f"after {after}")
     print("\n".join(report(results)))
     if "iotdb" in results:
