@@ -498,11 +498,16 @@ class ServerSession:
         codes: list[int] = []
         accepted: list[tuple[Subscription, bool]] = []
         refused: list[str] = []
+        over_quota = 0
         for requested in subscribe.subscriptions:
             plain = _without_share(requested.topic_filter)
             if not self.host.acl.may_subscribe(self.username, self.client_id, plain):
                 codes.append(ReasonCode.NOT_AUTHORIZED if self.level == 5 else _SUBACK_FAILURE_V3)
                 refused.append(requested.topic_filter)
+                continue
+            if not router.has_room_for(subscriber, requested.topic_filter):
+                codes.append(ReasonCode.QUOTA_EXCEEDED if self.level == 5 else _SUBACK_FAILURE_V3)
+                over_quota += 1
                 continue
             new = router.subscribe(subscriber, requested, identifier)
             codes.append(requested.qos)
@@ -514,6 +519,13 @@ class ServerSession:
                      ", ".join(repr(name) for name in refused))
             if self.level == 5 and self._problem_information:
                 reason = "not authorized to subscribe to " + ", ".join(refused)
+        if over_quota:
+            what = (f"{over_quota} subscription(s) refused: the client holds "
+                    f"{router.tree.count_of(self.client_id)} (mqtt_max_subscriptions_per_client) of "
+                    f"{len(router.tree)} on the server (mqtt_max_subscriptions)")
+            router.warn_once(self.client_id, f"MQTT client {self.client_id!r}: {what}")
+            if self.level == 5 and self._problem_information and reason is None:
+                reason = what
         self.output.send(encode(SubAck(subscribe.packet_id, tuple(codes),
                                        properties=Properties(reason_string=reason[:200] if reason else None)),
                                 self.level))

@@ -72,7 +72,8 @@ class Router:
     """Subscriptions, sessions and retained messages of the broker (see the module docstring)."""
 
     def __init__(self, limits: QueueLimits, counters: ServiceCounters, retained: RetainedStore | None = None,
-                 max_sessions: int = 100_000, session_log: SessionLog | None = None) -> None:
+                 max_sessions: int = 100_000, session_log: SessionLog | None = None, *,
+                 max_subscriptions: int = 1_000_000, max_subscriptions_per_client: int = 100_000) -> None:
         self.limits = limits
         self.counters = counters
         self.tree = SubscriptionTree()
@@ -85,6 +86,8 @@ class Router:
         self._retained_reported = len(retained) if retained is not None else 0
         counters.add("mqtt_retained_current", self._retained_reported)
         self._max_sessions = max_sessions
+        self._max_subscriptions = max_subscriptions
+        self._max_subscriptions_per_client = max_subscriptions_per_client
         self._drops = RateLimitedLog()
         self._log = session_log
         self._unsynced = False
@@ -241,11 +244,24 @@ class Router:
     def session_count(self) -> int:
         return len(self._sessions)
 
+    def warn_once(self, key: str, message: str) -> None:
+        """Log a warning about a client, at most one per ``key`` every 10 seconds (a flood logs one line)."""
+        self._drops.warning(f"warn\0{key}", message)
+
     def _dropped(self, client_id: str, what: str) -> None:
         self.counters.add("mqtt_messages_dropped")
         self._drops.warning(client_id, f"MQTT client {client_id!r}: {what}")
 
     # ------------------------------------------------------------------ subscriptions
+
+    def has_room_for(self, session: SubscriberSession, topic_filter: str) -> bool:
+        """False when a new subscription of ``session`` to ``topic_filter`` would pass ``mqtt_max_subscriptions``
+        or ``mqtt_max_subscriptions_per_client`` (replacing one of its subscriptions always fits)."""
+        tree = self.tree
+        if tree.has(session.client_id, topic_filter):
+            return True
+        return len(tree) < self._max_subscriptions and \
+            tree.count_of(session.client_id) < self._max_subscriptions_per_client
 
     def subscribe(self, session: SubscriberSession, requested: RequestedSubscription,
                   identifier: int | None) -> bool:

@@ -180,4 +180,6 @@ def open_router(settings: Settings, data_dir: Path, counters: ServiceCounters) -
                                max_messages_per_session=settings.mqtt_max_queued_messages)
     limits = QueueLimits(settings.mqtt_max_queued_messages, settings.mqtt_max_queued_bytes,
                          settings.mqtt_max_inflight_messages)
-    return Router(limits, counters, retained, settings.mqtt_max_stored_sessions, sessions)
+    return Router(limits, counters, retained, settings.mqtt_max_stored_sessions, sessions,
+                  max_subscriptions=settings.mqtt_max_subscriptions,
+                  max_subscriptions_per_client=settings.mqtt_max_subscriptions_per_client)
