@@ -26,6 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from iotdb_core.cli.connection import DEFAULT_URL, PASSWORD_ENV, CliError
 from iotdb_core.cli.table import format_table
+from iotdb_core.errors import ConfigError
+from iotdb_core.tls import client_context
 
 __all__ = ["Figures", "estimate_quantile", "parse_metrics", "register", "render_status"]
 
@@ -42,6 +44,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-u", "--user", default="root", help="user name (default root)")
     parser.add_argument("-pw", "--password", help=f"password (default: ${PASSWORD_ENV}, else root)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="request timeout (default 10)")
+    parser.add_argument("--cafile", metavar="PEM",
+                        help="CA certificates to check an https:// server's certificate against (default: the "
+                             "system's)")
     parser.set_defaults(handler=run)
 
 
@@ -260,14 +265,18 @@ def render_status(url: str, figures: Figures, now: float | None = None) -> str:
     ]) + "\n"
 
 
-def fetch_metrics(url: str, user: str, password: str, timeout: float) -> str:
-    """``GET <url>/metrics`` with Basic credentials; CliError with one line when it fails."""
+def fetch_metrics(url: str, user: str, password: str, timeout: float, cafile: str | None = None) -> str:
+    """``GET <url>/metrics`` with Basic credentials (over HTTPS checked against ``cafile`` or the system's CAs);
+    CliError with one line when it fails."""
     target = url.rstrip("/") + "/metrics"
+    if cafile and not target.startswith("https://"):
+        raise CliError(f"--url {url}: --cafile needs an https:// URL")
+    context = client_context(cafile) if target.startswith("https://") else None
     request = urllib.request.Request(target)
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.read().decode("utf-8")
     except urllib.error.HTTPError as exc:
         detail = "wrong user or password" if exc.code == 401 else exc.reason
@@ -281,7 +290,10 @@ def fetch_metrics(url: str, user: str, password: str, timeout: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV, "root")
-    text = fetch_metrics(args.url, args.user, password, args.timeout)
+    try:
+        text = fetch_metrics(args.url, args.user, password, args.timeout, args.cafile)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
     try:
         figures = parse_metrics(text)
     except ValueError as exc:

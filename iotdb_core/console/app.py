@@ -280,14 +280,16 @@ class Console:
                 "precision": str(self.settings.timestamp_precision)}
 
     async def login(self, request: web.Request) -> web.Response:
-        """Check the credentials and open a session (cookie ``HttpOnly``, ``SameSite=Strict``)."""
+        """Check the credentials and open a session (cookie ``HttpOnly``, ``SameSite=Strict``, and ``Secure``
+        over HTTPS)."""
         body = await self._body(request, "user", "password")
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(self._auth_executor, self.users.verify, body["user"], body["password"]):
             raise ConsoleError(401, "wrong user or password")
         session = self.sessions.open(body["user"])
         response = _json(self._session_body(session.user, session))
-        response.set_cookie(COOKIE, session.token, path=PREFIX, httponly=True, samesite="Strict")
+        response.set_cookie(COOKIE, session.token, path=PREFIX, httponly=True, samesite="Strict",
+                            secure=request.secure)
         return response
 
     async def logout(self, request: web.Request) -> web.Response:

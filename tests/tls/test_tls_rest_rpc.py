@@ -65,6 +65,14 @@ def test_rest_and_console_over_https_with_curl_and_the_cli(start_server: StartSe
                     "--format", "csv", "--time-format", "epoch")
     assert queried.returncode == 0, queried.stderr
     assert queried.stdout.splitlines() == ["Time,root.sg.d1.s1", "1,1.5"]
+    status = iotdb("status", "--url", server.rest_url, "--cafile", str(pki.ca))
+    assert status.returncode == 0 and "writable" in status.stdout, status.stderr
+    untrusted_status = iotdb("status", "--url", server.rest_url)
+    assert untrusted_status.returncode != 0 and "Traceback" not in untrusted_status.stderr
+    login = curl("--cacert", str(pki.ca), "-i", "-H", "Content-Type: application/json",
+                 "-d", '{"user": "root", "password": "root"}', f"{server.rest_url}/console/api/login")
+    [cookie] = [line for line in login.stdout.splitlines() if line.lower().startswith("set-cookie:")]
+    assert "secure" in cookie.lower() and "httponly" in cookie.lower(), cookie
     assert_quiet(server)
 
 
