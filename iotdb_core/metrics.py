@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import pluggy
+
 #: Every counter with its meaning; the names are the keys of :meth:`ServiceCounters.snapshot`.
 COUNTERS: dict[str, str] = {
     "mqtt_connections_current": "MQTT connections open now",
@@ -50,6 +52,21 @@ QUERY_BUCKETS: tuple[float, ...] = (
 HISTOGRAMS: dict[str, tuple[str, str, Sequence[float]]] = {
     QUERY_DURATION: ("time to parse, run and encode a query, by the service that ran it", "surface", QUERY_BUCKETS),
 }
+
+
+@dataclass(frozen=True)
+class MetricFigure:
+    """One figure a plugin reports through ``iotdb_metrics``: exposed as ``iotdb_<name>`` with its labels.
+
+    ``kind`` is ``gauge`` or ``counter``; figures of one name should come together and share description
+    and kind.
+    """
+
+    name: str
+    value: float
+    description: str
+    kind: str = "gauge"
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,3 +153,8 @@ class ServiceCounters:
         """All counters at one instant."""
         with self._lock:
             return dict(self._values)
+
+
+def plugin_figures(plugins: pluggy.PluginManager) -> list[MetricFigure]:
+    """Every figure the plugins report through ``iotdb_metrics``, in registration order."""
+    return [figure for figures in plugins.hook.iotdb_metrics() for figure in figures]

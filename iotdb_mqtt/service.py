@@ -18,7 +18,7 @@ from iotdb_core.deadletter import DeadLetterLog
 from iotdb_core.engine_metrics import FlushObserver
 from iotdb_core.errors import ConfigError
 from iotdb_core.fleet import ClientRegistry
-from iotdb_core.metrics import COUNTERS, ServiceCounters
+from iotdb_core.metrics import COUNTERS, ServiceCounters, plugin_figures
 from iotdb_mqtt.acl import TopicAcl
 from iotdb_mqtt.broker.retained import RetainedStore
 from iotdb_mqtt.broker.session_log import SessionLog
@@ -87,7 +87,8 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             counters = ServiceCounters([*COUNTERS, *REST_COUNTERS])
             console = Console(engine, settings, users, counters, dead_letters=dead_letters, clients=clients,
                               plugins=runtime.plugins)
-            rest = RestServer(engine, settings, users, counters, console=console)
+            rest = RestServer(engine, settings, users, counters, console=console,
+                              figures=lambda: plugin_figures(runtime.plugins))
             await rest.start()
             host, port = rest.address
             log.info("iotdb %s serving REST on %s:%d", __version__, host, port)

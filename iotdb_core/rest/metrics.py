@@ -7,6 +7,7 @@ exposition format (version 0.0.4).
 - Engine figures (:func:`~iotdb_core.engine_metrics.engine_figures`) are gauges: ``iotdb_wal_bytes``,
   ``iotdb_wal_segments``, ``iotdb_tsfiles{level}``, ``iotdb_tsfile_bytes{level}``,
   ``iotdb_data_dir_free_bytes``, ``iotdb_data_dir_total_bytes``.
+- Figures plugins report through the ``iotdb_metrics`` hook become ``iotdb_<name>`` with their labels.
 - Each histogram becomes ``iotdb_<name>_bucket{<label>,le}``, ``_sum`` and ``_count``.
 - Process figures keep Prometheus' standard names (``process_resident_memory_bytes``, ...).
 
@@ -20,7 +21,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from iotdb_core.engine_metrics import EngineFigures, ProcessFigure
-from iotdb_core.metrics import COUNTERS, Histogram, ServiceCounters
+from iotdb_core.metrics import COUNTERS, Histogram, MetricFigure, ServiceCounters
 
 __all__ = ["CONTENT_TYPE", "ENGINE_GAUGES", "PREFIX", "REST_COUNTERS", "render"]
 
@@ -107,6 +108,17 @@ def _histogram(lines: list[str], histogram: Histogram) -> None:
         lines.append(f"{metric}_count{{{label}}} {sample.count}")
 
 
+def _plugin_figures(lines: list[str], figures: Iterable[MetricFigure]) -> None:
+    declared: set[str] = set()
+    for figure in figures:
+        metric = PREFIX + figure.name
+        if metric not in declared:
+            declared.add(metric)
+            _family(lines, metric, figure.kind, figure.description)
+        labels = ",".join(f'{key}="{_label(value)}"' for key, value in figure.labels)
+        lines.append(f"{metric}{{{labels}}} {_number(figure.value)}" if labels else f"{metric} {_number(figure.value)}")
+
+
 def _process(lines: list[str], figures: Iterable[ProcessFigure]) -> None:
     for figure in figures:
         _family(lines, figure.name, figure.kind, figure.description)
@@ -119,13 +131,16 @@ def render(
     *,
     engine: EngineFigures | None = None,
     process: Iterable[ProcessFigure] = (),
+    plugins: Iterable[MetricFigure] = (),
 ) -> str:
-    """The exposition text: counters in declaration order, then engine gauges, histograms, process figures."""
+    """The exposition text: counters in declaration order, then engine gauges, plugins' figures, histograms,
+    process figures."""
     known = {**COUNTERS, **REST_COUNTERS, **(descriptions or {})}
     lines: list[str] = []
     _counters(lines, counters, known)
     if engine is not None:
         _engine(lines, engine)
+    _plugin_figures(lines, plugins)
     for histogram in counters.histograms():
         _histogram(lines, histogram)
     _process(lines, process)

@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import ssl
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from iotdb_core.backoff import Backoff
 from iotdb_core.formatter import FormatContext
 from iotdb_mqtt.ingest import InboundPublish, IngestedBatch, PublishOutcome
 from iotdb_mqtt.protocol import route_all
@@ -38,27 +37,6 @@ RECONNECT_BASE_S = 0.5
 CONNECT_TIMEOUT_S = 10.0
 #: Seconds :meth:`UpstreamLink.stop` waits for the in-flight batches to be acknowledged.
 STOP_TIMEOUT_S = 30.0
-
-
-class Backoff:
-    """Exponential backoff with jitter: the n-th delay is drawn from [d/2, d] with d = min(cap, base * 2**n), so
-    nodes that lost the same broker do not all come back at once."""
-
-    def __init__(self, base: float, cap: float, uniform: Callable[[], float] = random.random) -> None:
-        self.base = base
-        self.cap = max(cap, base)
-        self._uniform = uniform
-        self._attempt = 0
-
-    def next_delay(self) -> float:
-        """The delay before the next attempt."""
-        delay = min(self.cap, self.base * (2 ** min(self._attempt, 30)))
-        self._attempt += 1
-        return delay / 2 + self._uniform() * delay / 2
-
-    def reset(self) -> None:
-        """A connection succeeded: start again from the base delay."""
-        self._attempt = 0
 
 
 class UpstreamConnection(asyncio.Protocol):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from iotdb_core.backoff import Backoff
 from iotdb_mqtt.codec import (
     ConnAck,
     Connect,
@@ -25,7 +26,6 @@ from iotdb_mqtt.codec import (
     Subscribe,
     encode,
 )
-from iotdb_mqtt.upstream.client import Backoff
 from iotdb_mqtt.upstream.session import BACKLOG_BYTES, ClientSession, SessionOptions, State, UpstreamBatch
 
 
