@@ -51,7 +51,7 @@ def target_nodes(value: str) -> str:
     for node in nodes:
         host, sep, port = node.rpartition(":")
         if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError(f"{node!r} is not host:port")
+            raise ValueError(f"entry {node!r} is not host:port")
     return ",".join(nodes)
 
 

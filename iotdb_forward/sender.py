@@ -26,6 +26,8 @@ log = logging.getLogger("iotdb.forward")
 
 #: First delay after a failed send.
 RETRY_BASE_S = 0.2
+#: Loggers of apache-iotdb and thrift that would log a traceback per failed connection attempt.
+_CLIENT_LOGGERS = ("IoTDB", "thrift.transport.TSocket")
 #: How long a connection to a target node may take to open.
 CONNECT_TIMEOUT_MS = 5000
 
@@ -60,6 +62,10 @@ class Sender:
         self.target_up = False
 
     def start(self) -> None:
+        # The client libraries log every failed connection with a traceback; the sender reports each failure
+        # itself, once per change of the error, without one.
+        for name in _CLIENT_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
