@@ -102,7 +102,7 @@ def _tablet(device: str, measurements: tuple[str, ...], types: tuple[str | None,
     order, stamps = order[keep], stamps[keep]
     names, kinds, arrays, bitmaps = [], [], [], []
     has_nulls = False
-    indices: list[int] | None = None
+    unique: list[int] | None = None
     for measurement, given, column in zip(measurements, types, columns, strict=True):
         if None not in column:  # the usual case: numpy does the work
             kind = given or local_type(device, measurement) or _inferred(column[0])
@@ -110,9 +110,10 @@ def _tablet(device: str, measurements: tuple[str, ...], types: tuple[str | None,
             array = np.array(column, dtype=target.np_dtype() if kind != "TEXT" else str)[order]
             bitmap = BitMap(len(stamps))
         else:
-            if indices is None:
-                indices = order.tolist()
-            values = [column[i] for i in indices]
+            if unique is None:
+                unique = stamps.tolist()
+            latest = {t: v for t, v in zip(timestamps, column, strict=True) if v is not None}
+            values = [latest.get(t) for t in unique]  # per series: the last value given at each timestamp
             present = next((v for v in values if v is not None), None)
             if present is None:
                 continue
