@@ -99,4 +99,4 @@ def test_tablets_merge_records_sort_by_time_and_keep_the_last_value_of_a_timesta
     assert s_values.tolist() == [1.0, 50.0, 6.0]  # the later value of timestamp 5
     bitmap = tablet.bitmaps[1]
     present = [not bitmap.bits[i // 8] & (1 << (i % 8)) for i in range(3)]
-    assert [v for v, p in zip(t_values.tolist(), present, strict=True) if p] == [7, 2, 1]  # t@5 kept from the first record
+    assert [v for v, p in zip(t_values.tolist(), present, strict=True) if p] == [7, 2, 1]  # t@5 from the first
