@@ -11,7 +11,10 @@ cpu. Workload (a) of ``bench/mqtt_bench.py`` (QoS 1 single-row payloads, ``--cli
      ``direct``   the load generator publishes to ``iotdb serve``;
      ``upstream`` it publishes to Mosquitto (persistence off, queues unbounded) and one ``iotdb serve`` ingests
                   ``root/#`` from it as an upstream client (MQTT 5, QoS 1);
-     ``shared2``  the same with two ``iotdb serve`` nodes in one shared-subscription group.
+     ``shared2``  the same with two ``iotdb serve`` nodes in one shared-subscription group;
+     ``*-backlog`` the nodes are stopped (SIGSTOP) while the publishers fill Mosquitto's queues for the window,
+                  then resumed: measured is the nodes draining that backlog with no publisher running, which is
+                  what a node does when the broker and the devices are on other machines.
      For each: messages stored per second by the node(s) in the measured window, and server CPU per stored message
      (CPU seconds of the node processes over the window / messages they acknowledged in it), with the CPU split
      between Mosquitto, the nodes and the load generator. After the window the nodes drain what Mosquitto queued and
@@ -30,6 +33,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -101,8 +105,10 @@ def run_direct(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
             "verified": points == 2 * result["acked"] and result["sent"] == result["acked"]}
 
 
-def run_upstream(workdir: Path, args: argparse.Namespace, nodes_count: int) -> dict[str, Any]:
-    tag = f"up{nodes_count}"
+def run_upstream(workdir: Path, args: argparse.Namespace, nodes_count: int, *, backlog: bool = False) -> dict[str, Any]:
+    """Publishers and nodes at once; with ``backlog`` the nodes are stopped (SIGSTOP) while the publishers fill
+    Mosquitto's queues, then resumed: the window is the nodes draining the backlog, without publishers."""
+    tag = f"up{nodes_count}{'b' if backlog else ''}"
     broker = Broker(workdir / f"{tag}-broker")
     nodes: list[ServerProcess] = []
     try:
@@ -111,6 +117,7 @@ def run_upstream(workdir: Path, args: argparse.Namespace, nodes_count: int) -> d
                 "mqtt_ws_port": -1, "mqtt_upstream_uris": f"mqtt://127.0.0.1:{broker.port}",
                 "mqtt_upstream_topics": "root/#", "mqtt_upstream_qos": 1,
                 "mqtt_upstream_share_group": "bench" if nodes_count > 1 else "",
+                "mqtt_upstream_receive_maximum": args.receive_maximum,
             }
             node = ServerProcess(workdir / f"{tag}-node{index}", properties).start()
             nodes.append(node)
@@ -120,6 +127,8 @@ def run_upstream(workdir: Path, args: argparse.Namespace, nodes_count: int) -> d
                 raise RuntimeError("a node did not subscribe")
             time.sleep(0.1)
         fsync_ms = probe_fsync(args.probe_dir)
+        if backlog:
+            return _drain_window(broker, nodes, args, tag, fsync_ms)
         procs = max(1, min(args.procs, args.clients))
         pipes, workers = [], []
         for group in ([i for i in range(args.clients) if i % procs == p] for p in range(procs)):
@@ -172,6 +181,63 @@ def run_upstream(workdir: Path, args: argparse.Namespace, nodes_count: int) -> d
             "cpu_us_per_msg": 1e6 * sum(node_cpu) / rate if rate else float("nan"),
             "host_busy_pct": 100 * (host1[0] - host0[0]) / window, "fsync_p50_ms": fsync_ms,
             "published": published, "stored_points": stored, "verified": stored == 2 * published}
+
+
+def _drain_window(broker: Broker, nodes: list[ServerProcess], args: argparse.Namespace, tag: str,
+                  fsync_ms: float) -> dict[str, Any]:
+    pids = [node.process.pid for node in nodes]  # type: ignore[union-attr]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        published = _publish_for(broker, args, tag)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    cpu0, broker0, host0 = [cpu_seconds(pid) for pid in pids], cpu_seconds(broker.process.pid), host_busy()
+    started = time.monotonic()
+    while sum(metric(node, "iotdb_mqtt_upstream_messages_acknowledged") for node in nodes) < published:
+        if time.monotonic() - started > args.node_drain:
+            break
+        time.sleep(0.2)
+    window = time.monotonic() - started
+    cpu1, broker1, host1 = [cpu_seconds(pid) for pid in pids], cpu_seconds(broker.process.pid), host_busy()
+    per_node = [metric(node, "iotdb_mqtt_upstream_messages_acknowledged") for node in nodes]
+    for node in nodes:
+        node.stop(timeout=120)
+    stored = sum(count_points(node.data_dir)[1] for node in nodes)
+    node_cpu = [(b - a) / window for a, b in zip(cpu0, cpu1, strict=True)]
+    rate = sum(per_node) / window
+    return {"mode": f"{'upstream' if len(nodes) == 1 else f'shared{len(nodes)}'}-backlog", "nodes": len(nodes),
+            "stored_msgs_per_s": rate, "per_node_msgs_per_s": [n / window for n in per_node],
+            "node_cpu_pct": 100 * sum(node_cpu), "per_node_cpu_pct": [100 * c for c in node_cpu],
+            "broker_cpu_pct": 100 * (broker1 - broker0) / window, "loadgen_cpu_pct": 0.0,
+            "cpu_us_per_msg": 1e6 * sum(node_cpu) * window / sum(per_node) if sum(per_node) else float("nan"),
+            "host_busy_pct": 100 * (host1[0] - host0[0]) / window, "fsync_p50_ms": fsync_ms,
+            "published": published, "stored_points": stored, "verified": stored == 2 * published}
+
+
+def _publish_for(broker: Broker, args: argparse.Namespace, tag: str) -> int:
+    """Run the load generator against the broker for warm-up + window; return the messages it acknowledged."""
+    procs = max(1, min(args.procs, args.clients))
+    pipes, workers = [], []
+    for group in ([i for i in range(args.clients) if i % procs == p] for p in range(procs)):
+        parent, child = _SPAWN.Pipe()
+        worker = _SPAWN.Process(target=publish_worker, args=(child, "127.0.0.1", broker.port, group, "single",
+                                                             args.inflight, tag), daemon=True)
+        worker.start()
+        pipes.append(parent)
+        workers.append(worker)
+    for pipe in pipes:
+        if not pipe.poll(60):
+            raise RuntimeError("load generator did not connect")
+        pipe.recv()
+    start = time.monotonic() + 0.05
+    for pipe in pipes:
+        pipe.send(("go", start + args.warmup, start + args.warmup + args.seconds, args.drain))
+    results = [pipe.recv() for pipe in pipes if pipe.poll(args.warmup + args.seconds + args.drain + 60)]
+    for worker in workers:
+        worker.join(10)
+    return sum(r["acked"] for r in results)
 
 
 # ---------------------------------------------------------------------------------------------- part forward
@@ -268,11 +334,11 @@ def run_forward(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 def print_cpu(rows: list[dict[str, Any]]) -> None:
     direct = [r["cpu_us_per_msg"] for r in rows if r["mode"] == "direct"]
-    print(f"{'mode':10} {'nodes':>5} {'stored msg/s':>13} {'us CPU/msg':>11} {'vs direct':>9} {'nodes CPU%':>10} "
+    print(f"{'mode':16} {'nodes':>5} {'stored msg/s':>13} {'us CPU/msg':>11} {'vs direct':>9} {'nodes CPU%':>10} "
           f"{'mosq CPU%':>9} {'gen CPU%':>8} {'host%':>6} check")
     for r in rows:
         ratio = r["cpu_us_per_msg"] / statistics.median(direct) if direct else float("nan")
-        print(f"{r['mode']:10} {r['nodes']:>5} {r['stored_msgs_per_s']:>13,.0f} {r['cpu_us_per_msg']:>11.1f} "
+        print(f"{r['mode']:16} {r['nodes']:>5} {r['stored_msgs_per_s']:>13,.0f} {r['cpu_us_per_msg']:>11.1f} "
               f"{ratio:>9.2f} {r['node_cpu_pct']:>10.0f} {r['broker_cpu_pct']:>9.0f} {r['loadgen_cpu_pct']:>8.0f} "
               f"{r['host_busy_pct']:>6.0f} {'OK' if r['verified'] else 'MISMATCH'}")
 
@@ -288,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-drain", type=float, default=120.0, help="wait for the nodes / the forwarder")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--receive-maximum", type=int, default=1000, help="mqtt_upstream_receive_maximum")
     parser.add_argument("--forward-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=1_000_000.0, help="tablet points/s offered to the edge")
     parser.add_argument("--rows", type=int, default=1000, help="rows per tablet (10 DOUBLE columns)")
@@ -306,11 +373,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.part in ("cpu", "all"):
             rows = []
             for run in range(args.repeat):
-                for mode in ("direct", "upstream", "shared2"):
+                for mode in ("direct", "upstream", "shared2", "upstream-backlog", "shared2-backlog"):
                     directory = workdir / f"cpu{run}"
                     directory.mkdir(exist_ok=True)
-                    row = run_direct(directory, args) if mode == "direct" else \
-                        run_upstream(directory, args, 1 if mode == "upstream" else 2)
+                    row = run_direct(directory, args) if mode == "direct" else run_upstream(
+                        directory, args, 1 if mode.startswith("upstream") else 2, backlog=mode.endswith("backlog"))
                     rows.append(row)
                     ok &= row["verified"]
             results["cpu"] = rows

@@ -121,8 +121,12 @@ class Outbox:
             if self._synced_seq >= seq:
                 return
             with self._lock:
-                target, fd = self._append_seq, self._file.fileno()
-            os.fsync(fd)
+                # A duplicate descriptor: an append may roll the segment (fsync and close it) meanwhile.
+                target, fd = self._append_seq, os.dup(self._file.fileno())
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             self._synced_seq = target
 
     def _roll(self) -> None:

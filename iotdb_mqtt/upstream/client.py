@@ -214,6 +214,8 @@ class UpstreamLink:
                 await self._sleep(delay)
                 continue
             self._connection = connection
+            if self._stopping.is_set():  # stop() came while connecting
+                connection.session.disconnect(time.monotonic())
             await connection.done
             await connection.wait_idle()
             self._connection = None

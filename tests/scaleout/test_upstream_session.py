@@ -266,3 +266,12 @@ def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:
     assert [high.next_delay() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     high.reset()
     assert high.next_delay() == 0.5
+
+
+def test_disconnect_before_connack_just_closes() -> None:
+    out = Recorder(5)
+    session = ClientSession(options(), out, now=0.0)
+    session.start(0.0)
+    out.take()
+    session.disconnect(0.1)
+    assert out.closed == 1 and out.take() == [] and session.state is State.CLOSED
