@@ -333,11 +333,12 @@ def run_forward(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- main
 
 def print_cpu(rows: list[dict[str, Any]]) -> None:
-    direct = [r["cpu_us_per_msg"] for r in rows if r["mode"] == "direct"]
+    """One line per mode and run; ``vs direct`` is the ratio to the direct run of the same repeat."""
     print(f"{'mode':16} {'nodes':>5} {'stored msg/s':>13} {'us CPU/msg':>11} {'vs direct':>9} {'nodes CPU%':>10} "
           f"{'mosq CPU%':>9} {'gen CPU%':>8} {'host%':>6} check")
+    direct = {r["run"]: r["cpu_us_per_msg"] for r in rows if r["mode"] == "direct"}
     for r in rows:
-        ratio = r["cpu_us_per_msg"] / statistics.median(direct) if direct else float("nan")
+        ratio = r["cpu_us_per_msg"] / direct[r["run"]] if r["run"] in direct else float("nan")
         print(f"{r['mode']:16} {r['nodes']:>5} {r['stored_msgs_per_s']:>13,.0f} {r['cpu_us_per_msg']:>11.1f} "
               f"{ratio:>9.2f} {r['node_cpu_pct']:>10.0f} {r['broker_cpu_pct']:>9.0f} {r['loadgen_cpu_pct']:>8.0f} "
               f"{r['host_busy_pct']:>6.0f} {'OK' if r['verified'] else 'MISMATCH'}")
@@ -378,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
                     directory.mkdir(exist_ok=True)
                     row = run_direct(directory, args) if mode == "direct" else run_upstream(
                         directory, args, 1 if mode.startswith("upstream") else 2, backlog=mode.endswith("backlog"))
+                    row["run"] = run
                     rows.append(row)
                     ok &= row["verified"]
             results["cpu"] = rows
