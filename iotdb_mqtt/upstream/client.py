@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from iotdb_core.backoff import Backoff
+from iotdb_core.errors import ConfigError
 from iotdb_core.formatter import FormatContext
 from iotdb_mqtt.ingest import InboundPublish, IngestedBatch, PublishOutcome
 from iotdb_mqtt.protocol import route_all
@@ -297,8 +298,15 @@ def _session_options(config: UpstreamConfig, index: int, broker: BrokerUri, max_
 
 
 def _ssl_context(config: UpstreamConfig) -> ssl.SSLContext:
-    """TLS with certificate and host name verification, against ``mqtt_upstream_cafile`` or the system CAs."""
-    return ssl.create_default_context(cafile=config.cafile)
+    """TLS 1.2 or later with certificate and host name verification, against ``mqtt_upstream_cafile`` or the
+    system's CAs; an unreadable or invalid CA file is a one-line :class:`ConfigError`."""
+    try:
+        context = ssl.create_default_context(cafile=config.cafile)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(f"mqtt_upstream_cafile={config.cafile}: cannot load CA certificates: {reason}") from None
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def _describe(exc: BaseException) -> str:

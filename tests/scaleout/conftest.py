@@ -26,7 +26,8 @@ from rest.conftest import RestClient
 
 from iotdb_core.testing.server import ServerProcess
 
-__all__ = ["TIMEOUT", "Mosquitto", "Publisher", "mosquitto", "start_server", "stored_timestamps", "wait_until"]
+__all__ = ["TIMEOUT", "Mosquitto", "Publisher", "make_certificates", "mosquitto", "start_server",
+           "stored_timestamps", "wait_until"]
 
 TOPIC = "root/sg/d1"
 DEVICE = "root.sg.d1"
@@ -43,15 +44,21 @@ def free_port() -> int:
 class Mosquitto:
     """One Mosquitto process with persistence in its own directory; :meth:`restart` keeps port and database."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, listener: str = "", allow_anonymous: bool = True) -> None:
+        """``listener`` adds lines to the listener (TLS files); without anonymous access, :meth:`add_user`."""
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.config = directory / "mosquitto.conf"
+        self.passwords = directory / "passwords"
+        self.passwords.touch()
         self.config.write_text(
             f"user {getpass.getuser()}\n"  # started as root, Mosquitto would switch to a user who cannot write here
+            "per_listener_settings false\n"
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{listener}"
+            f"allow_anonymous {'true' if allow_anonymous else 'false'}\n"
+            + ("" if allow_anonymous else f"password_file {self.passwords}\n") +
             "persistence true\n"
             f"persistence_location {directory}/\n"
             "autosave_interval 1\n"
@@ -65,6 +72,11 @@ class Mosquitto:
     @property
     def uri(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    def add_user(self, name: str, password: str) -> None:
+        """Add a user to the password file (before :meth:`start`)."""
+        subprocess.run(["mosquitto_passwd", "-b", str(self.passwords), name, password], check=True,
+                       capture_output=True, timeout=TIMEOUT)
 
     def start(self) -> Mosquitto:
         self.process = subprocess.Popen(["mosquitto", "-c", str(self.config)], stdin=subprocess.DEVNULL,
@@ -80,6 +92,7 @@ class Mosquitto:
                 return True
         except OSError:
             return False
+
 
     @property
     def log(self) -> str:
@@ -99,6 +112,25 @@ class Mosquitto:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 signed by it, made with openssl: (ca, cert, key)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (directory / name for name in ("ca.key", "ca.pem", "server.key", "server.csr",
+                                                                "server.pem"))
+    extensions = directory / "san.cnf"
+    extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def openssl(*arguments: str) -> None:
+        subprocess.run(["openssl", *arguments], check=True, capture_output=True, timeout=TIMEOUT)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+            "-keyout", str(ca_key), "-out", str(ca))
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
+            "-extfile", str(extensions), "-out", str(cert))
+    return ca, cert, key
 
 
 @pytest.fixture

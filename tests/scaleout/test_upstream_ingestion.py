@@ -8,13 +8,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 from mqtt.conftest import dead_letters, stop_cleanly
 
 from iotdb_core.cli.status_cmd import Figures, fetch_metrics, parse_metrics
 from iotdb_core.testing.server import ServerProcess
 
-from .conftest import Mosquitto, Publisher, stored_timestamps, upstream_node, wait_until
+from .conftest import Mosquitto, Publisher, make_certificates, payload, stored_timestamps, upstream_node, wait_until
 
 StartServer = Callable[..., ServerProcess]
 
@@ -136,3 +137,36 @@ def _figures(node: ServerProcess) -> Figures:
 
 def _metric(node: ServerProcess, name: str) -> float:
     return _figures(node).get(name)
+
+
+def test_mqtts_with_credentials_and_refused_credentials(tmp_path: Path, start_server: StartServer) -> None:
+    ca, cert, key = make_certificates(tmp_path / "certs")
+    broker = Mosquitto(tmp_path / "tls-broker", listener=f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n",
+                       allow_anonymous=False)
+    broker.add_user("edge", "s3cret:/@")
+    broker.start()
+    try:
+        node = upstream_node(start_server, "node", broker, mqtt_upstream_share_group="",
+                             mqtt_upstream_uris=f"mqtts://edge:s3cret%3A%2F%40@127.0.0.1:{broker.port}",
+                             mqtt_upstream_cafile=ca)
+        publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-publisher")
+        publisher.username_pw_set("edge", "s3cret:/@")
+        publisher.tls_set(ca_certs=str(ca))
+        publisher.connect("127.0.0.1", broker.port)
+        publisher.loop_start()
+        for timestamp in range(1, 51):
+            publisher.publish("root/sg/d1", payload(timestamp), qos=1).wait_for_publish(10)
+        publisher.disconnect()
+        publisher.loop_stop()
+        assert wait_until(lambda: set(stored_timestamps(node)) == set(range(1, 51)), 20)
+        refused = start_server("wrong", mqtt_ws_port=-1, mqtt_upstream_cafile=ca,
+                               mqtt_upstream_uris=f"mqtts://edge:wrong@127.0.0.1:{broker.port}",
+                               mqtt_upstream_reconnect_max_in_ms=500)
+        assert wait_until(lambda: "refused the connection" in refused.output, 15), refused.output
+        assert "Traceback" not in refused.output and "wrong" not in refused.output.split("refused the connection")[1]
+        untrusted = start_server("untrusted", mqtt_ws_port=-1, mqtt_upstream_reconnect_max_in_ms=500,
+                                 mqtt_upstream_uris=f"mqtts://edge:s3cret@127.0.0.1:{broker.port}")
+        assert wait_until(lambda: "certificate verify failed" in untrusted.output, 15), untrusted.output
+        assert "Traceback" not in untrusted.output
+    finally:
+        broker.stop()
