@@ -4,8 +4,9 @@
 :class:`iotdb_core.storage.Engine` implements it, and so must an object returned by the
 ``iotdb_storage_backend`` hook (see ``docs/plugins.md``). Calls only some backends offer are separate
 capability protocols, checked with ``isinstance`` (they are ``runtime_checkable``): :class:`SupportsScan`
-(statistics for aggregate pushdown), :class:`SupportsDelete`, :class:`SupportsTTL` and
-:class:`SupportsHealth` (a read-only state that ``/ping`` reports). A service that finds a capability
+(statistics for aggregate pushdown), :class:`SupportsDelete`, :class:`SupportsTTL`,
+:class:`SupportsHealth` (a read-only state that ``/ping`` reports) and :class:`SupportsStats` (the figures
+``/metrics``, ``iotdb status`` and the console show). A service that finds a capability
 missing answers "not supported" instead of failing.
 
 This module imports no part of the engine, so plugin code can use it without loading storage.
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from iotdb_core.model import Health, Row
     from iotdb_core.storage.results import Segment, SeriesResult, WriteResult
     from iotdb_core.storage.schema import SeriesSchema
+    from iotdb_core.storage.stats import EngineStats
 
 __all__ = [
     "DurableWrite",
@@ -32,6 +34,7 @@ __all__ = [
     "SupportsDelete",
     "SupportsHealth",
     "SupportsScan",
+    "SupportsStats",
     "SupportsTTL",
 ]
 
@@ -171,3 +174,14 @@ class SupportsHealth(Protocol):
     """Whether the backend accepts writes now (``/ping`` answers 503 while it does not)."""
 
     def health(self) -> Health: ...
+
+
+@runtime_checkable
+class SupportsStats(Protocol):
+    """A cheap snapshot of the backend's memtables, WAL, files, background work, read-only state and disk.
+
+    Called on every scrape of ``/metrics`` and every second by an open console overview, off the event loop;
+    it must not wait for writes, flushes or compactions.
+    """
+
+    def stats(self) -> EngineStats: ...

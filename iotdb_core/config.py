@@ -120,14 +120,34 @@ def url_path(value: str) -> str:
         raise ValueError(value)
     return stripped
 
+
 _MIB = 1024 * 1024
+#: ``ssl_client_auth`` values (see :mod:`iotdb_core.tls`).
+_CLIENT_AUTH = ("none", "optional", "required")
+
+
+def _tls_overrides(listener: str, name: str) -> tuple[Option, ...]:
+    """The keys with which one listener overrides the shared ``ssl_...`` keys (empty: the shared value)."""
+    return (
+        Option(f"{listener}_ssl_certfile", "", text, "a PEM file path, or empty for ssl_certfile",
+               f"certificate of {name}"),
+        Option(f"{listener}_ssl_keyfile", "", text, "a PEM file path, or empty for ssl_keyfile",
+               f"private key of {name}"),
+        Option(f"{listener}_ssl_cafile", "", text, "a PEM file path, or empty for ssl_cafile",
+               f"CA of the client certificates of {name}"),
+        Option(f"{listener}_ssl_client_auth", "", choice("", *_CLIENT_AUTH),
+               "none, optional, required, or empty for ssl_client_auth",
+               f"client certificates of {name}: none, optional or required"),
+    )
+
 
 #: Every key the core knows, in the order the shipped properties file lists them.
 CORE_OPTIONS: tuple[Option, ...] = (
     # MQTT service
     Option("enable_mqtt_service", True, parse_bool, "true or false", "run the MQTT service in `iotdb serve`"),
     Option("mqtt_host", "127.0.0.1", non_empty, "a host name or IP address", "address the MQTT service binds"),
-    Option("mqtt_port", 1883, _PORT, "a port number 0-65535", "port the MQTT service binds (0 picks a free one)"),
+    Option("mqtt_port", 1883, optional_port, "a port number 0-65535, or -1 for off",
+           "port of plain-text MQTT (0 picks a free one; -1: not served, e.g. to serve only MQTT over TLS)"),
     Option("mqtt_handler_pool_size", 1, integer(1, 1024), "an integer 1-1024",
            "threads that turn publishes into writes"),
     Option("mqtt_payload_formatter", "json", non_empty, "an installed formatter name",
@@ -139,6 +159,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "time a new connection has to send CONNECT, and a started packet to complete"),
     Option("mqtt_allow_anonymous", False, parse_bool, "true or false",
            "accept MQTT connections without user name and password"),
+    Option("mqtt_ack_reason_strings", False, parse_bool, "true or false",
+           "put the reason a publish was refused on its MQTT 5 PUBACK / PUBREC as a Reason String"),
     Option("mqtt_dead_letter_max_bytes", 64 * _MIB, integer(4096), "bytes, at least 4096",
            "size of the rejected-payload log before its oldest file is removed"),
     Option("mqtt_ingest_topics", "#", text, "comma-separated MQTT topic filters",
@@ -155,6 +177,10 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "most payload bytes of retained messages kept"),
     Option("mqtt_max_stored_sessions", 100000, integer(1), "a positive integer",
            "subscriber sessions kept for disconnected clients; the oldest is ended beyond it"),
+    Option("mqtt_max_subscriptions", 1_000_000, integer(1), "a positive integer",
+           "most subscriptions of all clients together; a SUBSCRIBE past it is refused (MQTT 5: 0x97)"),
+    Option("mqtt_max_subscriptions_per_client", 100_000, integer(1), "a positive integer",
+           "most subscriptions of one client; a SUBSCRIBE past it is refused (MQTT 5: 0x97)"),
     Option("mqtt_sys_interval", 10, integer(0, 86400), "seconds, 0-86400",
            "interval between $SYS/broker/... updates (0: none)"),
     Option("mqtt_ws_port", 8083, optional_port, "a port number 0-65535, or -1 or empty for off",
@@ -240,6 +266,29 @@ CORE_OPTIONS: tuple[Option, ...] = (
     Option("rpc_port", 6667, _PORT, "a port number 0-65535", "port the native RPC service binds"),
     Option("thrift_max_frame_size", 512 * _MIB, integer(1024, 2**31 - 1), "bytes, 1024-2147483647",
            "largest accepted Thrift frame; a larger frame length closes the connection before its body is read"),
+    # TLS (see docs/security.md)
+    Option("ssl_certfile", "", text, "a PEM file path, or empty for no TLS",
+           "server certificate (and chain) of every TLS listener; MQTT over TLS and secure WebSocket start with it"),
+    Option("ssl_keyfile", "", text, "a PEM file path, or empty when ssl_certfile holds the key",
+           "unencrypted private key of ssl_certfile"),
+    Option("ssl_cafile", "", text, "a PEM file path, or empty",
+           "CA certificates that client certificates are checked against"),
+    Option("ssl_client_auth", "none", choice(*_CLIENT_AUTH), "none, optional or required",
+           "client certificates: not asked for, checked when sent, or required"),
+    Option("mqtt_ssl_port", 8883, optional_port, "a port number 0-65535, or -1 for off",
+           "port of MQTT over TLS, served when a certificate is configured (0 picks a free one; -1: not served)"),
+    Option("mqtt_wss_port", 8084, optional_port, "a port number 0-65535, or -1 for off",
+           "port of MQTT over secure WebSocket (host mqtt_ws_host, path mqtt_ws_path), served when a certificate "
+           "is configured (0 picks a free one; -1: not served)"),
+    Option("mqtt_use_identity_as_username", False, parse_bool, "true or false",
+           "a client certificate's CN is the MQTT user name, with no password (needs mqtt client auth)"),
+    Option("enable_https", False, parse_bool, "true or false",
+           "serve the REST API and the web console over HTTPS (on rest_service_port) instead of HTTP"),
+    Option("enable_thrift_ssl", False, parse_bool, "true or false",
+           "serve the native RPC port over TLS instead of plain TCP"),
+    *(option for listener, name in (("mqtt", "MQTT over TLS and secure WebSocket"), ("rest", "HTTPS"),
+                                    ("rpc", "the RPC port"))
+      for option in _tls_overrides(listener, name)),
 )
 
 

@@ -71,49 +71,78 @@ class MetricFigure:
 
 @dataclass(frozen=True)
 class HistogramSample:
-    """One label value's observations: cumulative counts per bucket bound (``+Inf`` last), sum and count."""
+    """One series' observations: cumulative counts per bucket bound (``+Inf`` last), sum and count."""
 
     buckets: tuple[tuple[float, int], ...]
     total: float
     count: int
 
 
+def check_bounds(name: str, bounds: Sequence[float]) -> tuple[float, ...]:
+    """``bounds`` as floats; ValueError naming ``name`` unless they are non-empty and strictly increasing."""
+    if list(bounds) != sorted(set(bounds)) or not bounds:
+        raise ValueError(f"histogram {name}: bucket bounds must be increasing, got {list(bounds)}")
+    return tuple(float(bound) for bound in bounds)
+
+
+def _sample(bounds: tuple[float, ...], counts: Sequence[int], total: float) -> HistogramSample:
+    running = 0
+    buckets = []
+    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+        running += count
+        buckets.append((bound, running))
+    return HistogramSample(tuple(buckets), total, running)
+
+
+class Buckets:
+    """Observations of one unlabelled series counted into fixed buckets; thread-safe.
+
+    The storage engine times its flushes and compactions with it (``EngineStats``), which ``/metrics`` shows
+    as histograms.
+    """
+
+    def __init__(self, bounds: Sequence[float], name: str = "buckets") -> None:
+        self.bounds = check_bounds(name, bounds)
+        self._counts = [0] * (len(self.bounds) + 1)
+        self._total = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, value: float) -> None:
+        index = bisect.bisect_left(self.bounds, value)
+        with self._lock:
+            self._counts[index] += 1
+            self._total += value
+
+    def snapshot(self) -> HistogramSample:
+        with self._lock:
+            counts, total = list(self._counts), self._total
+        return _sample(self.bounds, counts, total)
+
+
 class Histogram:
     """Observations counted into fixed buckets, one series per value of a single label; thread-safe."""
 
     def __init__(self, name: str, description: str, label: str, bounds: Sequence[float]) -> None:
-        if list(bounds) != sorted(set(bounds)) or not bounds:
-            raise ValueError(f"histogram {name}: bucket bounds must be increasing, got {list(bounds)}")
         self.name = name
         self.description = description
         self.label = label
-        self.bounds = tuple(float(bound) for bound in bounds)
-        self._series: dict[str, tuple[list[int], list[float]]] = {}
+        self.bounds = check_bounds(name, bounds)
+        self._series: dict[str, Buckets] = {}
         self._lock = threading.Lock()
 
     def observe(self, value: float, label_value: str) -> None:
         """Count ``value`` (e.g. seconds) for ``label_value``."""
-        index = bisect.bisect_left(self.bounds, value)
-        with self._lock:
-            series = self._series.get(label_value)
-            if series is None:
-                series = self._series[label_value] = ([0] * (len(self.bounds) + 1), [0.0])
-            series[0][index] += 1
-            series[1][0] += value
+        series = self._series.get(label_value)
+        if series is None:
+            with self._lock:
+                series = self._series.setdefault(label_value, Buckets(self.bounds, self.name))
+        series.observe(value)
 
     def snapshot(self) -> dict[str, HistogramSample]:
         """Every label value's cumulative buckets, sum and count, at one instant."""
         with self._lock:
-            copied = {key: (list(counts), total[0]) for key, (counts, total) in self._series.items()}
-        out = {}
-        for key, (counts, total) in sorted(copied.items()):
-            running = 0
-            buckets = []
-            for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
-                running += count
-                buckets.append((bound, running))
-            out[key] = HistogramSample(tuple(buckets), total, running)
-        return out
+            series = sorted(self._series.items())
+        return {key: buckets.snapshot() for key, buckets in series}
 
 
 class ServiceCounters:

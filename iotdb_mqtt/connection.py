@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from iotdb_core.tls import peer_common_name
 from iotdb_mqtt.codec.reason_codes import ReasonCode
 from iotdb_mqtt.ingest import IngestedBatch, PublishOutcome
 from iotdb_mqtt.protocol import Batch, ServerSession
@@ -33,6 +34,8 @@ class MqttConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.session = ServerSession(server, self, now=time.monotonic())
         self._bytes_sent = 0
+        #: The CN of the client's certificate when it stands for the user name (``mqtt_use_identity_as_username``).
+        self.identity: str | None = None
 
     # ------------------------------------------------------------------ transport events
 
@@ -41,6 +44,8 @@ class MqttConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.session.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else str(peer)
+        if self.server.settings.mqtt_use_identity_as_username:
+            self.identity = peer_common_name(transport)
         self.server.connection_opened(self.session, transport)
 
     def data_received(self, data: bytes) -> None:
@@ -105,12 +110,17 @@ class MqttConnection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def authenticate(self, username: str | None, password: bytes | None) -> None:
+        """Check the password, or with a certificate's CN as the user name, that the CN names a user."""
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.server.auth_executor, self.server.authenticate, username, password)
-        future.add_done_callback(self._authenticated)
+        identity = self.identity
+        if identity is not None:
+            future = loop.run_in_executor(self.server.auth_executor, self.server.authenticate_identity, identity)
+        else:
+            future = loop.run_in_executor(self.server.auth_executor, self.server.authenticate, username, password)
+        future.add_done_callback(lambda done: self._authenticated(done, identity))
 
-    def _authenticated(self, done: asyncio.Future[bool]) -> None:
-        self.session.authenticated(not done.cancelled() and done.exception() is None and done.result())
+    def _authenticated(self, done: asyncio.Future[bool], identity: str | None) -> None:
+        self.session.authenticated(not done.cancelled() and done.exception() is None and done.result(), identity)
 
     def submit(self, batch: Batch) -> None:
         future = self.server.submit(self.session.context, batch.publishes)

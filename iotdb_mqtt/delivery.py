@@ -26,9 +26,10 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from iotdb_core.formatter import Row
 from iotdb_mqtt.codec.primitives import encode_varint
 from iotdb_mqtt.codec.properties import EMPTY_PROPERTIES, Properties, PropertyOwner, encode_properties
 
@@ -56,6 +57,9 @@ class ApplicationMessage:
     topic_bytes: bytes = field(default=b"", repr=False, compare=False)
     encoded: dict[tuple[int, bool], bytes] = field(default_factory=dict, repr=False, compare=False)
     """QoS 0 PUBLISH packets of this message by (protocol level, retain flag): a fan-out encodes each once."""
+    rows: Sequence[Row] | None = field(default=None, repr=False, compare=False)
+    """The rows the formatter read from the payload of an ingested publish (empty when it rejected the payload,
+    None when unknown): the series whose READ_DATA a subscriber needs (:mod:`iotdb_mqtt.reads`)."""
 
     def __post_init__(self) -> None:
         if not self.topic_bytes:
@@ -63,7 +67,8 @@ class ApplicationMessage:
 
     @classmethod
     def received(cls, topic: str, payload: bytes, qos: int, retain: bool, properties: Properties,
-                 publisher_id: str | None, now: float | None = None) -> ApplicationMessage:
+                 publisher_id: str | None, now: float | None = None,
+                 rows: Sequence[Row] | None = None) -> ApplicationMessage:
         """The message of a PUBLISH (or a will) as received, its expiry fixed from now."""
         expiry = properties.message_expiry_interval
         forwarded = EMPTY_PROPERTIES
@@ -78,7 +83,7 @@ class ApplicationMessage:
             if forwarded == EMPTY_PROPERTIES:
                 forwarded = EMPTY_PROPERTIES
         expires_at = None if expiry is None else (time.time() if now is None else now) + expiry
-        return cls(topic, payload, qos, retain, forwarded, expires_at, publisher_id)
+        return cls(topic, payload, qos, retain, forwarded, expires_at, publisher_id, rows=rows)
 
     def remaining_expiry(self, now: float) -> int | None:
         """Whole seconds of life left (at least 1 while alive), ``None`` without expiry, 0 once expired."""
@@ -309,6 +314,11 @@ class OutboundQueue:
         outgoing.sent = True
         self._queue.append(outgoing)
         self._queued_bytes += outgoing.message.size
+
+    def restore_released(self, outgoing: Outgoing) -> None:
+        """Put back a QoS 2 message of a recovered session whose PUBREC had come back: its PUBREL (with
+        ``outgoing.packet_id``) is resent when the client attaches, and PUBCOMP finishes it."""
+        self._released[outgoing.packet_id] = outgoing
 
     def _finished(self, outgoing: Outgoing) -> None:
         if outgoing.message_id and self._on_finished is not None:

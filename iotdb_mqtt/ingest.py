@@ -41,7 +41,9 @@ class InboundPublish:
 
     ``write`` is False for a QoS 2 resend (its first receipt is written and routed); ``ingest`` is False for
     a topic outside ``mqtt_ingest_topics`` (routed only); a non-zero ``refusal`` is the reason code of a
-    publish the topic ACL refused (neither written nor routed).
+    publish the topic ACL refused (neither written nor routed). ``rows`` are what the formatter read from the
+    payload (None until formatted; empty when it rejected the payload): subscribers need READ_DATA on their
+    series.
     """
 
     topic: str
@@ -53,6 +55,7 @@ class InboundPublish:
     properties: Properties = EMPTY_PROPERTIES
     ingest: bool = True
     refusal: int = 0
+    rows: list[Row] | None = None
 
 
 @dataclass(slots=True)
@@ -132,6 +135,7 @@ class Ingestor:
             if publish.refusal:
                 outcomes[index] = PublishOutcome(publish.refusal, f"not authorized to publish to {publish.topic!r}")
                 continue
+            publish.rows = []  # a payload the formatter cannot read carries no series
             try:
                 produced = self._format(publish.topic, publish.payload, context)
             except FormatError as exc:
@@ -145,6 +149,7 @@ class Ingestor:
             if produced is None:
                 outcomes[index] = self._reject(letters, context, publish, "no formatter produced rows")
                 continue
+            publish.rows = produced
             if self._authorizer is not None and context.username is not None:
                 produced, refused = self._authorizer.writable_rows(context.username, produced)
                 if refused:

@@ -129,7 +129,8 @@ class Output(Protocol):
     def resume_reading(self) -> None: ...
 
     def authenticate(self, username: str | None, password: bytes | None) -> None:
-        """Check the credentials; answer with :meth:`ServerSession.authenticated`."""
+        """Check the credentials (or the client certificate's identity); answer with
+        :meth:`ServerSession.authenticated`."""
 
     def submit(self, batch: Batch) -> None:
         """Format and log ``batch``; answer with :meth:`ServerSession.batch_logged`."""
@@ -206,6 +207,9 @@ class ServerSession:
         self._unreleased: set[int] = set()
         #: MQTT 5 Request Problem Information: when 0, no reason strings on PUBACK, PUBREC or SUBACK [MQTT-3.1.2-29].
         self._problem_information = True
+        #: Reason Strings on failure PUBACK / PUBREC: only when configured (``mqtt_ack_reason_strings``), as
+        #: clients that expect an acknowledgement of at most four bytes, as Mosquitto sends, reject longer ones.
+        self._ack_reason_strings = False
         self.messages_in = 0
         #: The topic ACL's answers for this client's publish topics, valid while ``acl.generation`` is unchanged.
         self._publish_allowed: dict[str, bool] = {}
@@ -330,9 +334,12 @@ class ServerSession:
         self._assigned = assigned
         self.output.authenticate(connect.username, connect.password)
 
-    def authenticated(self, ok: bool) -> None:
-        """The password check of the CONNECT finished."""
+    def authenticated(self, ok: bool, identity: str | None = None) -> None:
+        """The password check of the CONNECT finished; ``identity`` is the user name a client certificate gave,
+        which replaces the CONNECT's (``mqtt_use_identity_as_username``)."""
         self.authenticating = False
+        if identity is not None:
+            self.username = identity
         if self.closed:
             return
         connect, assigned = self._connect, self._assigned
@@ -350,11 +357,13 @@ class ServerSession:
             self._connect_expiry = 0 if connect.clean_start else NEVER_EXPIRES
         self.session.expiry_interval = self._connect_expiry
         self.subscriber, routed_present = host.router.open_session(self.client_id, clean_start=connect.clean_start,
-                                                                  expiry_interval=self._connect_expiry)
+                                                                  expiry_interval=self._connect_expiry,
+                                                                  user=connect.username)
         self.keep_alive = connect.keep_alive
         self._will = connect.will
         self._problem_information = connect.properties.request_problem_information != 0
-        self.context = FormatContext(client_id=self.client_id, username=connect.username, qos=0,
+        self._ack_reason_strings = self._problem_information and bool(host.settings.mqtt_ack_reason_strings)
+        self.context = FormatContext(client_id=self.client_id, username=self.username, qos=0,
                                      protocol_level=self.level)
         self.connected = True
         properties = Properties()
@@ -489,11 +498,16 @@ class ServerSession:
         codes: list[int] = []
         accepted: list[tuple[Subscription, bool]] = []
         refused: list[str] = []
+        over_quota = 0
         for requested in subscribe.subscriptions:
             plain = _without_share(requested.topic_filter)
             if not self.host.acl.may_subscribe(self.username, self.client_id, plain):
                 codes.append(ReasonCode.NOT_AUTHORIZED if self.level == 5 else _SUBACK_FAILURE_V3)
                 refused.append(requested.topic_filter)
+                continue
+            if not router.has_room_for(subscriber, requested.topic_filter):
+                codes.append(ReasonCode.QUOTA_EXCEEDED if self.level == 5 else _SUBACK_FAILURE_V3)
+                over_quota += 1
                 continue
             new = router.subscribe(subscriber, requested, identifier)
             codes.append(requested.qos)
@@ -505,6 +519,13 @@ class ServerSession:
                      ", ".join(repr(name) for name in refused))
             if self.level == 5 and self._problem_information:
                 reason = "not authorized to subscribe to " + ", ".join(refused)
+        if over_quota:
+            what = (f"{over_quota} subscription(s) refused: the client holds "
+                    f"{router.tree.count_of(self.client_id)} (mqtt_max_subscriptions_per_client) of "
+                    f"{len(router.tree)} on the server (mqtt_max_subscriptions)")
+            router.warn_once(self.client_id, f"MQTT client {self.client_id!r}: {what}")
+            if self.level == 5 and self._problem_information and reason is None:
+                reason = what
         self.output.send(encode(SubAck(subscribe.packet_id, tuple(codes),
                                        properties=Properties(reason_string=reason[:200] if reason else None)),
                                 self.level))
@@ -676,7 +697,7 @@ class ServerSession:
             if publish.qos == 1:
                 self._unacked -= 1
             if outcome.reason_code and level == 5:
-                properties = Properties(reason_string=outcome.reason if self._problem_information else None)
+                properties = Properties(reason_string=outcome.reason if self._ack_reason_strings else None)
                 ack = PubAck if publish.qos == 1 else PubRec
                 acks.append(encode(ack(packet_id, outcome.reason_code, properties), 5))
                 if publish.qos == 2:
@@ -799,7 +820,7 @@ def route_all(router: Router, publishes: list[InboundPublish], publisher_id: str
     for publish in publishes:
         if publish.write and not publish.refusal:
             router.route(ApplicationMessage.received(publish.topic, publish.payload, publish.qos, publish.retain,
-                                                     publish.properties, publisher_id))
+                                                     publish.properties, publisher_id, rows=publish.rows))
 
 
 def _without_share(topic_filter: str) -> str:

@@ -22,7 +22,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from iotdb_core.metrics import ServiceCounters
@@ -53,6 +53,9 @@ class SubscriberSession:
     """``time.monotonic()`` when its connection closed; ``None`` while connected."""
     next_message_id: int = 1
     """The id the session log gets for the next message queued to this session."""
+    user: str | None = ""
+    """The user of the connection that opened it (None: anonymous); ``""`` (no user: receives nothing that
+    needs READ_DATA) for a session restored from a log that did not record its user."""
 
     @property
     def persistent(self) -> bool:
@@ -69,7 +72,8 @@ class Router:
     """Subscriptions, sessions and retained messages of the broker (see the module docstring)."""
 
     def __init__(self, limits: QueueLimits, counters: ServiceCounters, retained: RetainedStore | None = None,
-                 max_sessions: int = 100_000, session_log: SessionLog | None = None) -> None:
+                 max_sessions: int = 100_000, session_log: SessionLog | None = None, *,
+                 max_subscriptions: int = 1_000_000, max_subscriptions_per_client: int = 100_000) -> None:
         self.limits = limits
         self.counters = counters
         self.tree = SubscriptionTree()
@@ -82,18 +86,25 @@ class Router:
         self._retained_reported = len(retained) if retained is not None else 0
         counters.add("mqtt_retained_current", self._retained_reported)
         self._max_sessions = max_sessions
+        self._max_subscriptions = max_subscriptions
+        self._max_subscriptions_per_client = max_subscriptions_per_client
         self._drops = RateLimitedLog()
         self._log = session_log
         self._unsynced = False
+        #: Whether a subscriber's user may receive a message (READ_DATA on the series it feeds; see
+        #: :mod:`iotdb_mqtt.reads`); None: every subscription receives what it matches. Anonymous subscribers
+        #: are not asked.
+        self.may_receive: Callable[[str, ApplicationMessage], bool] | None = None
         if session_log is not None:
             for stored in session_log.sessions().values():
                 self._restore(stored)
 
     # ------------------------------------------------------------------ sessions
 
-    def open_session(self, client_id: str, *, clean_start: bool,
-                     expiry_interval: int = 0) -> tuple[SubscriberSession, bool]:
-        """The session a new connection of ``client_id`` continues, and whether one existed.
+    def open_session(self, client_id: str, *, clean_start: bool, expiry_interval: int = 0,
+                     user: str | None = None) -> tuple[SubscriberSession, bool]:
+        """The session a new connection of ``client_id`` (as ``user``, None: anonymous) continues, and whether
+        one existed.
 
         A clean start ends any earlier session and its subscriptions [MQTT-3.1.2-4]. ``expiry_interval`` is
         the CONNECT's: with 0 the session ends with the connection, so it leaves the durable log now.
@@ -108,11 +119,12 @@ class Router:
                 self._end_oldest_offline()
             session = self._sessions[client_id] = SubscriberSession(client_id, self._queue_for(client_id))
         session.disconnected_at = None
+        session.user = user
         was_persistent = session.persistent
         session.expiry_interval = expiry_interval
         if self._log is not None:
             if session.persistent:
-                self._log.begin(client_id, expiry_interval)
+                self._log.begin(client_id, expiry_interval, user)
                 if not was_persistent:
                     for subscription in self.tree.subscriptions_of(client_id):
                         self._log.subscribe(subscription)
@@ -133,17 +145,19 @@ class Router:
 
     def _released(self, client_id: str, outgoing: Outgoing) -> None:
         if self._log is not None and client_id in self._log:
-            self._log.released(client_id, outgoing.message_id)
+            self._log.released(client_id, outgoing.message_id, outgoing.packet_id)
             self._unsynced = True
 
     def _restore(self, stored: StoredSession) -> None:
         """Rebuild a session recovered from the durable log: disconnected, its subscriptions, its messages.
 
-        A QoS 2 message whose PUBREC had come back before the restart is taken as delivered: the client has
-        it, and the packet id its PUBREL needed was not logged.
+        A QoS 2 message whose PUBREC had come back before the restart waits for its PUBCOMP: PUBREL is resent
+        with the logged packet id when the client reconnects (a log written before packet ids were logged
+        has none: such a message is taken as delivered, as the client has it). The session keeps the user
+        of its last connection, so what it may receive is decided as before the restart.
         """
         queue = self._queue_for(stored.client_id)
-        session = SubscriberSession(stored.client_id, queue, stored.expiry_interval)
+        session = SubscriberSession(stored.client_id, queue, stored.expiry_interval, user=stored.user)
         away = time.time() - (stored.disconnected_at or time.time())
         session.disconnected_at = time.monotonic() - max(0.0, away)
         for subscription in stored.subscriptions:
@@ -152,6 +166,14 @@ class Router:
         for queued in stored.messages:
             session.next_message_id = max(session.next_message_id, queued.message_id + 1)
             if queued.message_id in stored.released:
+                packet_id = stored.released_packet_ids.get(queued.message_id)
+                if packet_id:
+                    queue.restore_released(Outgoing(_message_from(queued.topic, queued.payload, queued.qos,
+                                                                  queued.retain, queued.properties,
+                                                                  queued.queued_at),
+                                                    queued.qos, queued.retain, message_id=queued.message_id,
+                                                    packet_id=packet_id))
+                    continue
                 assert self._log is not None
                 self._log.acknowledged(stored.client_id, queued.message_id)
                 continue
@@ -222,11 +244,24 @@ class Router:
     def session_count(self) -> int:
         return len(self._sessions)
 
+    def warn_once(self, key: str, message: str) -> None:
+        """Log a warning about a client, at most one per ``key`` every 10 seconds (a flood logs one line)."""
+        self._drops.warning(f"warn\0{key}", message)
+
     def _dropped(self, client_id: str, what: str) -> None:
         self.counters.add("mqtt_messages_dropped")
         self._drops.warning(client_id, f"MQTT client {client_id!r}: {what}")
 
     # ------------------------------------------------------------------ subscriptions
+
+    def has_room_for(self, session: SubscriberSession, topic_filter: str) -> bool:
+        """False when a new subscription of ``session`` to ``topic_filter`` would pass ``mqtt_max_subscriptions``
+        or ``mqtt_max_subscriptions_per_client`` (replacing one of its subscriptions always fits)."""
+        tree = self.tree
+        if tree.has(session.client_id, topic_filter):
+            return True
+        return len(tree) < self._max_subscriptions and \
+            tree.count_of(session.client_id) < self._max_subscriptions_per_client
 
     def subscribe(self, session: SubscriberSession, requested: RequestedSubscription,
                   identifier: int | None) -> bool:
@@ -266,6 +301,8 @@ class Router:
         for message in self.retained_matching(requested.topic_filter):
             if requested.no_local and message.publisher_id == session.client_id:
                 continue
+            if not self._may_receive(session, message):
+                continue
             if self._offer(session, message, min(message.qos, requested.qos), True, identifiers):
                 sent += 1
         if sent:
@@ -285,7 +322,7 @@ class Router:
         copies = 0
         for delivery in deliveries:
             session = sessions.get(delivery.client_id)
-            if session is None:
+            if session is None or not self._may_receive(session, message):
                 continue
             qos = delivery.qos if delivery.qos < message.qos else message.qos
             retain = message.retain and delivery.retain_as_published
@@ -294,6 +331,10 @@ class Router:
         if copies:
             self.counters.add("mqtt_messages_sent", copies)
         return copies
+
+    def _may_receive(self, session: SubscriberSession, message: ApplicationMessage) -> bool:
+        check = self.may_receive
+        return check is None or session.user is None or check(session.user, message)
 
     def _offer(self, session: SubscriberSession, message: ApplicationMessage, qos: int, retain: bool,
                identifiers: tuple[int, ...]) -> bool:

@@ -17,6 +17,7 @@ from iotdb_core.errors import IoTDBError
 from iotdb_core.fleet import ClientInfo
 from iotdb_core.formatter import FormatContext
 from iotdb_core.metrics import ServiceCounters
+from iotdb_core.tls import ServerTls
 from iotdb_mqtt.acl import TopicAcl
 from iotdb_mqtt.broker.tree import Subscription, SubscriptionOptions, SubscriptionTree
 from iotdb_mqtt.codec.packets import Will
@@ -25,6 +26,7 @@ from iotdb_mqtt.connection import MqttConnection
 from iotdb_mqtt.delivery import ApplicationMessage
 from iotdb_mqtt.ingest import InboundPublish, IngestedBatch, Ingestor, PublishOutcome
 from iotdb_mqtt.protocol import ServerSession, route_all, will_publish
+from iotdb_mqtt.reads import SubscriberReads
 from iotdb_mqtt.router import Router
 from iotdb_mqtt.sessions import SessionStore
 
@@ -49,8 +51,10 @@ class MqttServer:
     """Accepts MQTT connections, writes their publishes on the ingest executor and routes them."""
 
     def __init__(self, settings: Settings, ingestor: Ingestor, users: UserStore, counters: ServiceCounters,
-                 ingest_executor: Executor, router: Router, acl: TopicAcl) -> None:
+                 ingest_executor: Executor, router: Router, acl: TopicAcl, *, tls: ServerTls | None = None) -> None:
         self.settings = settings
+        #: MQTT over TLS on ``mqtt_ssl_port`` (None: not served).
+        self.tls = tls if settings.mqtt_ssl_port >= 0 else None
         self.ingestor = ingestor
         self.users = users
         self.counters = counters
@@ -64,12 +68,14 @@ class MqttServer:
         #: Closed connections whose received publishes are still being written: :meth:`stop` waits for them too.
         self._draining: set[ServerSession] = set()
         self._by_client: dict[str, ServerSession] = {}
-        self._server: asyncio.Server | None = None
+        #: The listening sockets: ``tcp`` (plain, ``mqtt_port``) and ``tls`` (``mqtt_ssl_port``), when served.
+        self._listeners: dict[str, asyncio.Server] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._sys_publisher: asyncio.Task[None] | None = None
         self._started_at = time.monotonic()
         self._ingest_filters = _ingest_filters(settings.mqtt_ingest_topics)
         self._ingest_memo: dict[str, bool] = {}
+        router.may_receive = SubscriberReads(users.authorizer, self.should_ingest)
         self._idle = asyncio.Event()
         self._idle.set()
         self._delayed_wills: dict[str, _DelayedWill] = {}
@@ -80,31 +86,43 @@ class MqttServer:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Bind ``mqtt_host``:``mqtt_port``; a port in use is an :class:`IoTDBError` with one clear line."""
-        loop = asyncio.get_running_loop()
-        host, port = self.settings.mqtt_host, self.settings.mqtt_port
-        try:
-            self._server = await loop.create_server(self.protocol_factory, host, port,
-                                                    reuse_address=True, backlog=1024)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise IoTDBError(f"cannot listen on {host}:{port}: the port is in use "
-                                 "(set mqtt_port to another port)") from None
-            raise IoTDBError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        """Bind ``mqtt_host``:``mqtt_port`` and, with TLS, ``mqtt_host``:``mqtt_ssl_port``; a port in use is an
+        :class:`IoTDBError` with one clear line."""
+        if self.settings.mqtt_port >= 0:
+            self._listeners["tcp"] = await self._listen(self.settings.mqtt_port, "mqtt_port", None)
+        if self.tls is not None:
+            self._listeners["tls"] = await self._listen(self.settings.mqtt_ssl_port, "mqtt_ssl_port", self.tls)
         self._sweeper = asyncio.create_task(self._sweep())
         if self.settings.mqtt_sys_interval:
             self._sys_publisher = asyncio.create_task(self._publish_sys())
 
+    async def _listen(self, port: int, key: str, tls: ServerTls | None) -> asyncio.Server:
+        host = self.settings.mqtt_host
+        try:
+            return await asyncio.get_running_loop().create_server(
+                self.protocol_factory, host, port, reuse_address=True, backlog=1024,
+                ssl=tls.context if tls is not None else None,
+                ssl_handshake_timeout=self.settings.mqtt_connect_timeout_in_ms / 1000.0 if tls is not None else None)
+        except OSError as exc:
+            for listener in self._listeners.values():
+                listener.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise IoTDBError(f"cannot listen on {host}:{port}: the port is in use "
+                                 f"(set {key} to another port)") from None
+            raise IoTDBError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
     def protocol_factory(self) -> MqttConnection:
-        """A new connection adapter for any transport (TCP here; other listeners reuse it)."""
+        """A new connection adapter for any transport (TCP and TLS here; other listeners reuse it)."""
         return MqttConnection(self)
 
     @property
-    def address(self) -> tuple[str, int]:
-        """The bound host and port (the real port when ``mqtt_port=0``)."""
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
-        return host, port
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """The bound host and port of each listener, ``tcp`` and ``tls`` (the real port when 0 was asked)."""
+        bound: dict[str, tuple[str, int]] = {}
+        for kind, listener in self._listeners.items():
+            host, port = listener.sockets[0].getsockname()[:2]
+            bound[kind] = (host, port)
+        return bound
 
     async def stop(self) -> None:
         """Stop accepting, finish and acknowledge what was received, close every connection, write the wills.
@@ -112,8 +130,8 @@ class MqttServer:
         Sessions do not outlive the server, so delayed wills are written now rather than lost.
         """
         self.stopping = True
-        if self._server is not None:
-            self._server.close()
+        for listener in self._listeners.values():
+            listener.close()
         for connection in list(self._connections):
             if not connection.closed:
                 connection.output.pause_reading()
@@ -128,8 +146,8 @@ class MqttServer:
         for task in (self._sweeper, self._sys_publisher):
             if task is not None:
                 task.cancel()
-        if self._server is not None:
-            await self._server.wait_closed()
+        for listener in self._listeners.values():
+            await listener.wait_closed()
         self.auth_executor.shutdown(wait=False, cancel_futures=True)
         self.durability_executor.shutdown(wait=True)
 
@@ -182,6 +200,14 @@ class MqttServer:
         if username is None and password is None and self.settings.mqtt_allow_anonymous:
             return True
         return self.users.verify(username, password)
+
+    def authenticate_identity(self, name: str) -> bool:
+        """Accept the CN of a verified client certificate as the user ``name`` (``mqtt_use_identity_as_username``):
+        it must name a user."""
+        if name in self.users.names():
+            return True
+        log.info("refusing an MQTT client: its certificate's CN %r names no user", name)
+        return False
 
     def take_over(self, connection: ServerSession, *, clean_start: bool) -> None:
         """Register ``connection`` under its client id, closing an older connection with the same id.

@@ -22,6 +22,7 @@ from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
+from iotdb_core.tls import ServerTls
 
 log = logging.getLogger("iotdb.mqtt")
 
@@ -177,16 +178,19 @@ class WebSocketTransport(asyncio.Transport):
 
 
 class WebSocketListener:
-    """The HTTP server of MQTT over WebSocket on ``mqtt_ws_host``:``mqtt_ws_port``, path ``mqtt_ws_path``.
+    """The HTTP server of MQTT over WebSocket on ``mqtt_ws_host``:``mqtt_ws_port``, path ``mqtt_ws_path``; with
+    ``tls``, MQTT over secure WebSocket on ``mqtt_wss_port``.
 
     ``protocol_factory`` makes the protocol of each accepted WebSocket, the one the TCP listener uses.
     Shutdown is in two steps around the MQTT server's stop: :meth:`stop_accepting` first, so no connection is
     added while the MQTT server closes them, then :meth:`close` once the MQTT server closed them.
     """
 
-    def __init__(self, settings: Settings, protocol_factory: ProtocolFactory) -> None:
+    def __init__(self, settings: Settings, protocol_factory: ProtocolFactory, *, tls: ServerTls | None = None) -> None:
         self.settings = settings
         self.protocol_factory = protocol_factory
+        self.tls = tls
+        self.port_key = "mqtt_wss_port" if tls is not None else "mqtt_ws_port"
         self.path: str = settings.mqtt_ws_path
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -195,21 +199,23 @@ class WebSocketListener:
     async def start(self) -> None:
         """Bind and serve; a port in use is an :class:`IoTDBError` with one clear line."""
         host = self.settings.mqtt_ws_host or self.settings.mqtt_host
-        port = int(self.settings.mqtt_ws_port)
+        port = int(self.settings[self.port_key])
         app = web.Application()
         app.router.add_get(self.path, self._upgrade)
         app.router.add_route("*", "/{path:.*}", self._not_here)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S + 1)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024,
+                           ssl_context=self.tls.context if self.tls is not None else None)
+        what = "secure WebSocket" if self.tls is not None else "WebSocket"
         try:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
             if exc.errno == errno.EADDRINUSE:
-                raise IoTDBError(f"cannot serve MQTT over WebSocket on {host}:{port}: the port is in use "
-                                 "(set mqtt_ws_port to another port, or to -1 to turn it off)") from None
-            raise IoTDBError(f"cannot serve MQTT over WebSocket on {host}:{port}: {exc.strerror or exc}") from None
+                raise IoTDBError(f"cannot serve MQTT over {what} on {host}:{port}: the port is in use "
+                                 f"(set {self.port_key} to another port, or to -1 to turn it off)") from None
+            raise IoTDBError(f"cannot serve MQTT over {what} on {host}:{port}: {exc.strerror or exc}") from None
         self._runner, self._site, self._accepting = runner, site, True
 
     @property
@@ -254,6 +260,7 @@ class WebSocketListener:
             "peername": tcp.get_extra_info("peername") if tcp is not None else None,
             "sockname": tcp.get_extra_info("sockname") if tcp is not None else None,
             "tcp_transport": tcp,
+            "peercert": tcp.get_extra_info("peercert") if tcp is not None else None,
             "subprotocol": ws.ws_protocol,
         }
         await WebSocketTransport(ws, self.protocol_factory(), extra).serve()

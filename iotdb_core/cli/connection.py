@@ -8,6 +8,9 @@ directory opened directly.
   ``iotdb serve`` listens on with its default configuration) over IoTDB's native protocol;
 * :class:`RestBackend` talks to ``--url`` (e.g. ``http://127.0.0.1:18080``) with HTTP Basic credentials;
 * credentials are ``-u`` and ``-pw`` (``$IOTDB_PASSWORD`` when ``-pw`` is not given, else ``root``);
+* ``--ssl`` connects to the RPC port over TLS (``enable_thrift_ssl``), checking the server's certificate against
+  the system CAs or ``--cafile``; ``--cert`` and ``--key`` send a client certificate; ``--cafile`` and ``--cert``
+  also apply to an ``https://`` ``--url``;
 * :class:`LocalBackend` opens ``--data-dir`` with the storage engine, configured like ``iotdb serve`` (``--config``
   and ``IOTDB_*`` variables). A directory a server holds is refused with a one-line error pointing at ``--url``.
 
@@ -24,6 +27,7 @@ import http.client
 import math
 import os
 import re
+import ssl
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +122,23 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", metavar="PATH", help="with --data-dir: properties file or conf directory")
     group.add_argument("--timeout", type=float, default=300.0, metavar="SECONDS",
                        help="request timeout in seconds (default 300)")
+    group.add_argument("--ssl", action="store_true",
+                       help="connect to the RPC port over TLS (the server's enable_thrift_ssl); implied by --cafile "
+                            "and --cert")
+    group.add_argument("--cafile", metavar="PEM", help="CA certificates to check the server's certificate against "
+                       "(default: the system's)")
+    group.add_argument("--cert", metavar="PEM", help="client certificate, for servers that ask for one")
+    group.add_argument("--key", metavar="PEM", help="private key of --cert (default: in the --cert file)")
+
+
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The client TLS context the options ask for, None for plain TCP."""
+    cafile, cert, key = (getattr(args, name, None) for name in ("cafile", "cert", "key"))
+    if not (getattr(args, "ssl", False) or cafile or cert or key):
+        return None
+    from iotdb_core.tls import client_context  # noqa: PLC0415 - only when TLS is asked for
+
+    return client_context(cafile, cert, key)
 
 
 def connect(args: argparse.Namespace, *, create: bool = False) -> Backend:
@@ -128,6 +149,8 @@ def connect(args: argparse.Namespace, *, create: bool = False) -> Backend:
             raise CliError("give --url or --data-dir, not both")
         if remote:
             raise CliError("-h/-p select a server; --data-dir opens a data directory instead: give one of them")
+        if _tls_context(args) is not None:
+            raise CliError("--ssl, --cafile, --cert and --key apply to a server; --data-dir opens a directory")
         return LocalBackend.open(args.data_dir, args.config, create=create)
     if getattr(args, "config", None):
         raise CliError("--config applies to --data-dir; a server uses its own configuration")
@@ -135,9 +158,9 @@ def connect(args: argparse.Namespace, *, create: bool = False) -> Backend:
     if args.url:
         if remote:
             raise CliError("-h/-p select the native RPC port; --url selects the REST API instead: give one of them")
-        return RestBackend(args.url, args.user, password, timeout=args.timeout)
+        return RestBackend(args.url, args.user, password, timeout=args.timeout, ssl_context=_tls_context(args))
     return RpcBackend(args.host or DEFAULT_HOST, args.port or DEFAULT_PORT, args.user, password,
-                      timeout=args.timeout)
+                      timeout=args.timeout, ssl_context=_tls_context(args))
 
 
 class Backend:
@@ -244,10 +267,14 @@ class RestBackend(Backend):
 
     page_size = 100_000
 
-    def __init__(self, url: str, user: str, password: str, *, timeout: float = 300.0) -> None:
+    def __init__(self, url: str, user: str, password: str, *, timeout: float = 300.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CliError(f"--url {url}: expected http://HOST:PORT")
+        if ssl_context is not None and parts.scheme != "https":
+            raise CliError(f"--url {url}: --ssl, --cafile and --cert need an https:// URL")
+        self._ssl_context = ssl_context
         self.url = url
         self.user = user
         self._https = parts.scheme == "https"
@@ -262,8 +289,11 @@ class RestBackend(Backend):
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._connection = kind(self._host, self._port, timeout=self._timeout)
+            if self._https:
+                self._connection = http.client.HTTPSConnection(self._host, self._port, timeout=self._timeout,
+                                                               context=self._ssl_context)
+            else:
+                self._connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
         return self._connection
 
     def _unreachable(self, exc: BaseException) -> CliError:
@@ -367,17 +397,19 @@ class RpcBackend(Backend):
 
     page_size = 100_000
 
-    def __init__(self, host: str, port: int, user: str, password: str, *, timeout: float = 300.0) -> None:
+    def __init__(self, host: str, port: int, user: str, password: str, *, timeout: float = 300.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         from iotdb_core.rest.convert import column_to_json  # noqa: PLC0415 - the REST service's conversion
         from iotdb_core.rpc.client import RpcClient, RpcConnectionError, RpcStatusError  # noqa: PLC0415
 
         self._column_to_json = column_to_json
         self.description = f"{host}:{port}"
         self.user = user
+        self._tls = ssl_context is not None
         self._status_error = RpcStatusError
         self._connection_error = RpcConnectionError
         try:
-            self._client: Any = RpcClient(host, port, user, password, timeout=timeout)
+            self._client: Any = RpcClient(host, port, user, password, timeout=timeout, ssl_context=ssl_context)
         except RpcConnectionError as exc:
             raise self._unreachable(exc) from None
         except RpcStatusError as exc:
@@ -385,9 +417,10 @@ class RpcBackend(Backend):
         self.precision = self._client.precision
 
     def _unreachable(self, exc: BaseException) -> CliError:
+        tls = "" if self._tls else "; over TLS (enable_thrift_ssl) give --ssl or --cafile"
         return CliError(
             f"cannot reach the server at {self.description}: {exc} (is `iotdb serve` running? its native RPC "
-            "service listens on rpc_port, 6667 by default; or use --url for REST, --data-dir for a directory)"
+            f"service listens on rpc_port, 6667 by default{tls}; or use --url for REST, --data-dir for a directory)"
         )
 
     def _run(self, sql: str) -> Any:
@@ -469,10 +502,12 @@ class LocalBackend(Backend):
         try:
             engine = open_engine(runtime)
         except DataDirLockedError:
-            url = f"http://{settings.rest_service_host}:{settings.rest_service_port}"
+            scheme = "https" if settings.enable_https else "http"
+            url = f"{scheme}://{settings.rest_service_host}:{settings.rest_service_port}"
+            tls = " --ssl" if settings.enable_thrift_ssl else ""
             raise CliError(
                 f"data directory {directory} is held by a running server (or another process); "
-                f"query through the server instead: -h {settings.rpc_address} -p {settings.rpc_port} "
+                f"query through the server instead: -h {settings.rpc_address} -p {settings.rpc_port}{tls} "
                 f"(or its REST API: --url {url})"
             ) from None
         return cls(engine, settings, directory)

@@ -1,10 +1,11 @@
 """``iotdb status [--url URL]``: a running server's operations figures, read from its ``/metrics``.
 
 The Prometheus text is parsed with ``prometheus_client``'s parser and shown as tables: the process (memory,
-CPU, file descriptors, uptime), the engine (WAL, TsFiles per level, flushes, disk), MQTT and REST counters, upstream
-ingestion and forwarding when configured,
-and query latency per service (count, mean and the 50th/90th/99th percentiles estimated from the histogram
-buckets, as Prometheus' ``histogram_quantile`` does).
+CPU, file descriptors, threads, uptime), the engine (read-only state, memtables, WAL, TsFiles per level,
+flushes, disk), flushes and compactions (running now, done, failed, durations), MQTT and REST counters,
+upstream ingestion and forwarding when configured, and query latency per service. Durations are shown as count,
+mean and the 50th/90th/99th percentiles estimated from the histogram buckets, as Prometheus'
+``histogram_quantile`` does.
 """
 
 from __future__ import annotations
@@ -147,16 +148,32 @@ def _process_rows(figures: Figures, now: float) -> list[tuple[str, str]]:
         ("resident memory", _bytes(figures.get("process_resident_memory_bytes"))),
         ("CPU time", f"{figures.get('process_cpu_seconds_total'):.1f} s"),
         ("open file descriptors", fds),
+        *([("threads", _count(figures.get("process_threads")))] if "process_threads" in figures.values else []),
         ("started", datetime.fromtimestamp(started).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")),
         ("uptime", _uptime(max(0.0, now - started))),
     ]
 
 
+def _read_only(figures: Figures) -> str:
+    samples = figures.labelled.get("iotdb_read_only", [])
+    for labels, value in samples:
+        if value:
+            return "READ-ONLY: " + (labels.get("reason") or "no reason given")
+    return "writable" if samples else "not reported"
+
+
 def _engine_rows(figures: Figures) -> list[tuple[str, str]]:
+    if "iotdb_memtable_bytes" not in figures.values:
+        return [("engine figures", "not reported by this storage backend")]
     files = {labels.get("level", "?"): value for labels, value in figures.labelled.get("iotdb_tsfiles", [])}
     sizes = {labels.get("level", "?"): value for labels, value in figures.labelled.get("iotdb_tsfile_bytes", [])}
     free, total = figures.get("iotdb_data_dir_free_bytes"), figures.get("iotdb_data_dir_total_bytes")
     rows = [
+        ("state", _read_only(figures)),
+        ("memtables", f"{_bytes(figures.get('iotdb_memtable_bytes'))}, "
+                      f"{_count(figures.get('iotdb_memtable_points'))} points "
+                      f"({_count(figures.get('iotdb_memtables_sealed'))} sealed; "
+                      f"budget {_bytes(figures.get('iotdb_memtable_budget_bytes'))})"),
         ("WAL", f"{_bytes(figures.get('iotdb_wal_bytes'))} in {_count(figures.get('iotdb_wal_segments'))} segment(s)"),
     ]
     for level in sorted(files, key=lambda text: int(text) if text.isdigit() else math.inf):
@@ -168,6 +185,32 @@ def _engine_rows(figures: Figures) -> list[tuple[str, str]]:
         ("disk free", f"{_bytes(free)} of {_bytes(total)}" + (f" ({100 * free / total:.1f}%)" if total else "")),
     ]
     return rows
+
+
+def _durations(buckets: Sequence[tuple[float, float]], total: float, count: float) -> list[str]:
+    """Count, mean and the estimated percentiles of one histogram series."""
+    mean = total / count if count else math.nan
+    return [_count(count), _duration(mean), *(_duration(estimate_quantile(q, buckets)) for q in _QUANTILES)]
+
+
+_WORK = (("flush", "iotdb_flush_duration_seconds", "iotdb_flushes_running", "iotdb_flush_failures_total"),
+         ("compaction", "iotdb_compaction_duration_seconds", "iotdb_compactions_running",
+          "iotdb_compaction_failures_total"))
+
+
+def _work_table(figures: Figures) -> str:
+    rows = []
+    for work, histogram, running, failed in _WORK:
+        series = figures.histograms.get(histogram)
+        if series is None:
+            continue
+        buckets, total, count = series.get("", ([], 0.0, 0.0))
+        rows.append([work, _count(figures.get(running)), _count(figures.get(failed)),
+                     *_durations(buckets, total, count)])
+    if not rows:
+        return "Flushes and compactions\nnot reported by this storage backend"
+    return "Flushes and compactions\n" + format_table(
+        ("work", "running", "failed", "done", "mean", "p50", "p90", "p99"), rows)
 
 
 def _mqtt_rows(figures: Figures) -> list[tuple[str, str]]:
@@ -226,9 +269,7 @@ def _rest_rows(figures: Figures) -> list[tuple[str, str]]:
 def _latency_table(figures: Figures) -> str:
     rows = []
     for surface, (buckets, total, count) in sorted(figures.histograms.get("iotdb_query_duration_seconds", {}).items()):
-        mean = total / count if count else math.nan
-        rows.append([surface, _count(count), _duration(mean),
-                     *(_duration(estimate_quantile(q, buckets)) for q in _QUANTILES)])
+        rows.append([surface, *_durations(buckets, total, count)])
     if not rows:
         return "Query latency\nno queries yet"
     return "Query latency\n" + format_table(("service", "queries", "mean", "p50", "p90", "p99"), rows)
@@ -241,6 +282,7 @@ def render_status(url: str, figures: Figures, now: float | None = None) -> str:
         f"iotdb server at {url}",
         _section("Process", _process_rows(figures, now)),
         _section("Engine", _engine_rows(figures)),
+        _work_table(figures),
         _section("MQTT", _mqtt_rows(figures)),
         *([_section("MQTT upstream", _upstream_rows(figures))]
           if figures.get("iotdb_mqtt_upstream_connects_total") or figures.get("iotdb_mqtt_upstream_connect_failures")

@@ -25,7 +25,12 @@
 An API request is authenticated by the session cookie or, as the REST API, by HTTP Basic credentials. Every
 state-changing request must be ``application/json`` (a cross-site form cannot send that without a CORS
 preflight, which is never granted) and, with the cookie, carry the session's token in ``X-CSRF-Token``.
-Administrators are ``root`` for now. Engine work runs on the console's own two threads.
+Everything runs as the logged-in user with the privileges of every other surface (docs/security.md): the tree
+lists what READ_SCHEMA covers, statistics and plots need READ_DATA, SQL runs as the user; administrators are
+users holding MANAGE_USER; dead letters (payloads of any publisher) need READ_DATA on ``root.**`` to be listed
+and WRITE_DATA on ``root.**`` to be re-ingested or discarded. A missing privilege is HTTP 403 with code 803.
+A console session ends when its user's password changes or the user is deleted, however that is done.
+Engine work runs on the console's own two threads.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ import pluggy
 from aiohttp import web
 
 from iotdb_core.auth import AuthError, UserStore
+from iotdb_core.auth import Session as UserSession
+from iotdb_core.authz import ADMIN, NO_PERMISSION, ROOT_ALL, AccessDenied, Privilege
 from iotdb_core.config import Settings
 from iotdb_core.console.deadletters import ReingestRejected, list_letters, reingest
 from iotdb_core.console.engine_state import engine_state
@@ -62,8 +69,8 @@ __all__ = ["ADMINISTRATOR", "PREFIX", "Console"]
 log = logging.getLogger("iotdb.console")
 
 PREFIX = "/console/"
-#: The user allowed to manage users and disconnect clients (until privileges arrive).
-ADMINISTRATOR = "root"
+#: The user who cannot be deleted (administrators are the users holding MANAGE_USER).
+ADMINISTRATOR = ADMIN
 STATIC = Path(str(resources.files("iotdb_core.console") / "static"))
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _PUBLIC = {"/console/api/login"}
@@ -80,12 +87,14 @@ _HEADERS = {
 
 
 class ConsoleError(Exception):
-    """An API request that cannot be served: HTTP status and a message for the page."""
+    """An API request that cannot be served: HTTP status, a message for the page, and the body's code (IoTDB's
+    code when a statement was refused, else the status)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = status if code is None else code
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -119,6 +128,14 @@ class Console:
         self.executor = ThreadPoolExecutor(2, thread_name_prefix="iotdb-console")
         self._auth_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-console-auth")
         self.authenticator = Authenticator(users, self._auth_executor)
+        #: Per user, the one session a password change made from it keeps (see :meth:`user_password`).
+        self._kept: dict[str, str] = {}
+        users.on_change(self._credentials_changed)
+
+    def _credentials_changed(self, names: frozenset[str]) -> None:
+        """A user's password changed or the user was deleted: end that user's console sessions."""
+        for name in names:
+            self.sessions.close_user(name, keep=self._kept.get(name))
 
     # ------------------------------------------------------------------------------------- mounting
 
@@ -178,9 +195,11 @@ class Console:
                     request["user"], request["session"] = await self._authenticate(request)
             response = await handler(request)
         except ConsoleError as exc:
-            response = _json({"code": exc.status, "message": exc.message}, exc.status)
+            response = _json({"code": exc.code, "message": exc.message}, exc.status)
         except AuthFailure as exc:
             response = _json({"code": exc.code, "message": exc.message}, 401)
+        except AccessDenied as exc:
+            response = _json({"code": NO_PERMISSION, "message": exc.message}, 403)
         except web.HTTPException:
             raise
         except asyncio.CancelledError:
@@ -204,10 +223,21 @@ class Console:
             return await self.authenticator.authenticate(request.headers.get("Authorization")), None
         raise ConsoleError(401, "log in first")
 
-    @staticmethod
-    def _require_admin(request: web.Request) -> None:
-        if request["user"] != ADMINISTRATOR:
-            raise ConsoleError(403, f"only the administrator ({ADMINISTRATOR}) may do this")
+    def _is_admin(self, user: str) -> bool:
+        return self.users.authorizer.has_global(user, Privilege.MANAGE_USER)
+
+    def _require_admin(self, request: web.Request) -> None:
+        if not self._is_admin(request["user"]):
+            raise ConsoleError(403, "only an administrator (a user holding MANAGE_USER) may do this")
+
+    def _require_everywhere(self, request: web.Request, privilege: Privilege) -> None:
+        """AccessDenied (403, 803) unless the user holds ``privilege`` on all of ``root.**``."""
+        if not self.users.authorizer.holds_on(request["user"], privilege, ROOT_ALL):
+            raise AccessDenied(privilege, [".".join(ROOT_ALL)])
+
+    def _session_of(self, request: web.Request) -> UserSession:
+        """What the query layer needs to run statements as the request's user."""
+        return self.users.session(request["user"])
 
     async def _off_loop(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
@@ -246,7 +276,7 @@ class Console:
     # ------------------------------------------------------------------------------------- session
 
     def _session_body(self, user: str, session: Session | None) -> dict[str, Any]:
-        return {"user": user, "admin": user == ADMINISTRATOR, "csrf": session.csrf if session else None,
+        return {"user": user, "admin": self._is_admin(user), "csrf": session.csrf if session else None,
                 "precision": str(self.settings.timestamp_precision)}
 
     async def login(self, request: web.Request) -> web.Response:
@@ -296,16 +326,19 @@ class Console:
 
     # ------------------------------------------------------------------------------------- data
 
-    async def tree(self, _request: web.Request) -> web.Response:
-        """Databases, devices and series."""
-        return _json(await self._off_loop(series_tree, self.engine, self.settings))
+    async def tree(self, request: web.Request) -> web.Response:
+        """Databases, devices and series the user's READ_SCHEMA covers."""
+        return _json(await self._off_loop(series_tree, self.engine, self.settings, self._session_of(request)))
 
     async def device(self, request: web.Request) -> web.Response:
         """Count, first and last time of each series of a device."""
         path = request.query.get("path", "")
         try:
-            return _json({"series": await self._off_loop(device_series, self.engine, self.settings, path)})
-        except (PathError, QueryError) as exc:
+            return _json({"series": await self._off_loop(device_series, self.engine, self.settings, path,
+                                                         self._session_of(request))})
+        except QueryError as exc:
+            raise _query_error(exc) from None
+        except PathError as exc:
             raise ConsoleError(400, str(exc)) from None
 
     async def plot(self, request: web.Request) -> web.Response:
@@ -314,8 +347,11 @@ class Console:
             points = self._int_query(request, "points")
             plot_request = PlotRequest(request.query.get("path", ""), self._int_query(request, "start"),
                                        self._int_query(request, "end"), _PLOT_POINTS if points is None else points)
-            return _json(await self._off_loop(plot, self.engine, self.settings, plot_request))
-        except (ExplorerError, PathError, QueryError) as exc:
+            return _json(await self._off_loop(plot, self.engine, self.settings, plot_request,
+                                              self._session_of(request)))
+        except QueryError as exc:
+            raise _query_error(exc) from None
+        except (ExplorerError, PathError) as exc:
             raise ConsoleError(400, str(exc)) from None
 
     async def sql(self, request: web.Request) -> web.Response:
@@ -324,7 +360,8 @@ class Console:
         limit = body.get("row_limit", _SQL_ROW_LIMIT)
         if not isinstance(limit, int) or not 1 <= limit <= _SQL_ROW_LIMIT:
             raise ConsoleError(400, f'"row_limit" must be an integer 1-{_SQL_ROW_LIMIT}')
-        return _json(await self._off_loop(run_sql, self.engine, self.settings, body["sql"], limit))
+        return _json(await self._off_loop(run_sql, self.engine, self.settings, body["sql"], limit,
+                                          self._session_of(request)))
 
     # ------------------------------------------------------------------------------------- dead letters
 
@@ -334,7 +371,8 @@ class Console:
         return self.dead_letters
 
     async def letters(self, request: web.Request) -> web.Response:
-        """The newest matching dead letters."""
+        """The newest matching dead letters (READ_DATA on root.**: they may hold any series' data)."""
+        self._require_everywhere(request, Privilege.READ_DATA)
         filters = {key: request.query.get(key, "") for key in ("text", "client_id", "topic", "reason")}
         limit = self._int_query(request, "limit")
         limit = _LETTERS_SHOWN if limit is None else max(1, min(limit, 1000))
@@ -342,6 +380,7 @@ class Console:
 
     async def reingest(self, request: web.Request) -> web.Response:
         """Format and store a fixed payload; the record leaves the log only when all of it is stored."""
+        self._require_everywhere(request, Privilege.WRITE_DATA)
         body = await self._body(request, "id", "payload")
         if self.plugins is None:
             raise ConsoleError(404, "this server has no payload formatter")
@@ -360,6 +399,7 @@ class Console:
 
     async def discard(self, request: web.Request) -> web.Response:
         """Remove one dead letter."""
+        self._require_everywhere(request, Privilege.WRITE_DATA)
         letter_id = (await self._body(request, "id"))["id"]
         try:
             await self._off_loop(self._letters().discard, letter_id)
@@ -373,7 +413,7 @@ class Console:
     async def user_list(self, request: web.Request) -> web.Response:
         """The user names (administrators)."""
         self._require_admin(request)
-        return _json({"users": [{"name": name, "admin": name == ADMINISTRATOR} for name in self.users.names()]})
+        return _json({"users": [{"name": name, "admin": self._is_admin(name)} for name in self.users.names()]})
 
     async def _user_change(self, request: web.Request, change: Callable[[dict[str, Any]], None],
                            *required: str) -> dict[str, Any]:
@@ -393,11 +433,17 @@ class Console:
         return _json({"code": 200, "message": f"user {body['name']} added"})
 
     async def user_password(self, request: web.Request) -> web.Response:
-        """Change a user's password; the user's other console sessions end."""
-        body = await self._user_change(request, lambda b: self.users.set_password(b["name"], b["password"]),
-                                       "name", "password")
+        """Change a user's password; the user's other console sessions end (an administrator changing its own
+        password stays logged in here)."""
         session = request["session"]
-        self.sessions.close_user(body["name"], keep=session.token if session else None)
+        if session is not None:
+            self._kept[session.user] = session.token
+        try:
+            body = await self._user_change(request, lambda b: self.users.set_password(b["name"], b["password"]),
+                                           "name", "password")
+        finally:
+            if session is not None:
+                self._kept.pop(session.user, None)
         log.info("password of user %r changed from the console by %s", body["name"], request["user"])
         return _json({"code": 200, "message": f"password of {body['name']} changed"})
 
@@ -411,3 +457,10 @@ class Console:
         self.sessions.close_user(name)
         log.info("user %r deleted from the console by %s", name, request["user"])
         return _json({"code": 200, "message": f"user {name} deleted"})
+
+
+def _query_error(exc: QueryError) -> ConsoleError:
+    """A statement's refusal as the console's answer: 403 for a missing privilege, 400 otherwise."""
+    if exc.code == NO_PERMISSION:
+        return ConsoleError(403, exc.message, NO_PERMISSION)
+    return ConsoleError(400, exc.message)

@@ -1,7 +1,8 @@
 """The data explorer's answers: the series tree, a device's series statistics, and downsampled plots.
 
 The tree, the statistics, a plot's range and count and raw points go through the SQL layer
-(:func:`iotdb_core.query.parse` and :func:`~iotdb_core.query.execute`), as the REST API does. A plot of a range
+(:func:`iotdb_core.query.parse` and :func:`~iotdb_core.query.execute`) as the logged-in user, as the REST API does:
+the tree lists only what the user's READ_SCHEMA covers, statistics and plots need READ_DATA. A plot of a range
 holding more points than the chart has pixel columns is answered with one window per column (min, max and
 mean) from the engine's block statistics (:mod:`iotdb_core.console.downsample`): an exact ``GROUP BY`` reads
 back each block a window edge cuts, which costs seconds for a chart's thousand windows.
@@ -15,9 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from iotdb_core.auth import Session
+from iotdb_core.authz import Privilege
 from iotdb_core.config import Settings
 from iotdb_core.console.downsample import block_windows
-from iotdb_core.paths import join_path, split_path
+from iotdb_core.paths import canonical_node, join_path, split_path
 from iotdb_core.query import MetadataResult, ResultSet, execute, parse
 from iotdb_core.rest.convert import column_to_json
 
@@ -32,24 +35,25 @@ class ExplorerError(ValueError):
     """A request the explorer cannot answer; the message says why."""
 
 
-def _metadata(engine: Any, settings: Settings, sql: str) -> MetadataResult:
-    result = execute(engine, parse(sql), settings=settings)
+def _metadata(engine: Any, settings: Settings, sql: str, session: Session | None) -> MetadataResult:
+    result = execute(engine, parse(sql), settings=settings, session=session)
     assert isinstance(result, MetadataResult)
     return result
 
 
-def _select(engine: Any, settings: Settings, sql: str) -> ResultSet:
-    result = execute(engine, parse(sql), settings=settings)
+def _select(engine: Any, settings: Settings, sql: str, session: Session) -> ResultSet:
+    result = execute(engine, parse(sql), settings=settings, session=session)
     assert isinstance(result, ResultSet)
     return result
 
 
-def series_tree(engine: Any, settings: Settings) -> dict[str, Any]:
-    """Databases, devices, and every series with its database, type, encoding and compression."""
-    databases = [row[0] for row in _metadata(engine, settings, "SHOW DATABASES").rows()]
-    devices = [row[0] for row in _metadata(engine, settings, "SHOW DEVICES").rows()]
+def series_tree(engine: Any, settings: Settings, session: Session) -> dict[str, Any]:
+    """Databases, devices, and every series with its database, type, encoding and compression, as far as
+    the user's READ_SCHEMA covers them."""
+    databases = [row[0] for row in _metadata(engine, settings, "SHOW DATABASES", session).rows()]
+    devices = [row[0] for row in _metadata(engine, settings, "SHOW DEVICES", session).rows()]
     series = []
-    for row in _metadata(engine, settings, "SHOW TIMESERIES").to_dicts():
+    for row in _metadata(engine, settings, "SHOW TIMESERIES", session).to_dicts():
         nodes = split_path(row["timeseries"])
         series.append({
             "path": row["timeseries"], "device": join_path(*nodes[:-1]), "measurement": nodes[-1],
@@ -59,10 +63,11 @@ def series_tree(engine: Any, settings: Settings) -> dict[str, Any]:
     return {"databases": databases, "devices": devices, "series": series}
 
 
-def device_series(engine: Any, settings: Settings, device: str) -> list[dict[str, Any]]:
-    """Count, first and last time of each series of ``device`` (answered from statistics)."""
+def device_series(engine: Any, settings: Settings, device: str, session: Session) -> list[dict[str, Any]]:
+    """Count, first and last time of each series of ``device`` the user may read (answered from statistics)."""
     nodes = split_path(device)
-    result = _select(engine, settings, f"SELECT count(*), min_time(*), max_time(*) FROM {join_path(*nodes)}")
+    result = _select(engine, settings, f"SELECT count(*), min_time(*), max_time(*) FROM {join_path(*nodes)}",
+                     session)
     row = result.rows()[0] if len(result) else ()
     stats: dict[str, dict[str, Any]] = {}
     for name, value in zip(result.columns, row, strict=False):
@@ -100,10 +105,17 @@ def _scalar(result: ResultSet, column: int) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def plot(engine: Any, settings: Settings, request: PlotRequest) -> dict[str, Any]:
-    """The points of the range, raw when they fit the pixel columns, else min/max/mean per window."""
+def plot(engine: Any, settings: Settings, request: PlotRequest, session: Session) -> dict[str, Any]:
+    """The points of the range, raw when they fit the pixel columns, else min/max/mean per window.
+
+    Needs READ_DATA on the series (``AccessDenied`` otherwise), checked before anything is read: the windows
+    come from the engine's block statistics, not through a statement. The series' type is looked up without
+    the user's session, as a SELECT reports it to a reader without READ_SCHEMA.
+    """
     began = time.perf_counter()
-    series = _metadata(engine, settings, f"SHOW TIMESERIES {request.path}").to_dicts()
+    path = join_path(*(canonical_node(node) for node in split_path(request.path)))
+    session.authorizer.check(session.user, Privilege.READ_DATA, [path])
+    series = _metadata(engine, settings, f"SHOW TIMESERIES {request.path}", None).to_dicts()
     if not series:
         raise ExplorerError(f"no series {request.path}")
     data_type = series[0]["dataType"]
@@ -111,14 +123,15 @@ def plot(engine: Any, settings: Settings, request: PlotRequest) -> dict[str, Any
         raise ExplorerError(f"{request.path} is {data_type}: only numeric series are plotted (use the SQL page)")
     m, device = request.measurement, request.device
     where = _range_filter(request.start, request.end)
-    info = _select(engine, settings, f"SELECT count({m}), min_time({m}), max_time({m}) FROM {device}{where}")
+    info = _select(engine, settings, f"SELECT count({m}), min_time({m}), max_time({m}) FROM {device}{where}",
+                   session)
     count, first, last = (_scalar(info, i) for i in range(3))
     body: dict[str, Any] = {"path": request.path, "type": data_type, "count": count or 0,
                             "first": first, "last": last, "timestamps": []}
     if not count:
         body.update(mode="raw", values=[])
     elif count <= request.points:
-        raw = _select(engine, settings, f"SELECT {m} FROM {device}{_range_filter(first, last)}")
+        raw = _select(engine, settings, f"SELECT {m} FROM {device}{_range_filter(first, last)}", session)
         body.update(mode="raw", timestamps=raw.timestamps.tolist() if raw.timestamps is not None else [],
                     values=column_to_json(raw.values[0], raw.nulls[0], raw.data_types[0]))
     else:

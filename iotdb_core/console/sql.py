@@ -2,13 +2,15 @@
 
 Queries answer in the REST API v2 shape (:func:`iotdb_core.rest.convert.result_body`), with ``kind: "query"``;
 other statements answer ``kind: "update"`` with what they changed. Errors are ``{"code", "message"}`` with IoTDB's
-codes, plus ``line`` and ``column`` for a parse error.
+codes, plus ``line`` and ``column`` for a parse error. Statements run as the logged-in user (``session``), with the
+privilege checks of every other surface (803 when a privilege is missing).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from iotdb_core.auth import Session
 from iotdb_core.config import Settings
 from iotdb_core.query import MetadataResult, ParseError, QueryError, ResultSet, UpdateResult, execute, parse
 from iotdb_core.rest.convert import result_body
@@ -16,11 +18,11 @@ from iotdb_core.rest.convert import result_body
 __all__ = ["run_sql"]
 
 
-def run_sql(engine: Any, settings: Settings, sql: str, row_limit: int) -> dict[str, Any]:
-    """Run one statement; the answer body (never raises for a statement's own error)."""
+def run_sql(engine: Any, settings: Settings, sql: str, row_limit: int, session: Session) -> dict[str, Any]:
+    """Run one statement as ``session.user``; the answer body (never raises for a statement's own error)."""
     try:
         statement = parse(sql)
-        outcome = execute(engine, statement, settings=settings, row_limit=row_limit)
+        outcome = execute(engine, statement, settings=settings, row_limit=row_limit, session=session)
     except ParseError as exc:
         return {"code": exc.code, "message": exc.message, "line": exc.line, "column": exc.column}
     except QueryError as exc:

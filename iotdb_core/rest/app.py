@@ -32,7 +32,7 @@ from iotdb_core.auth import UserStore
 from iotdb_core.authz import AccessDenied, Privilege
 from iotdb_core.backend import StorageBackend, SupportsHealth
 from iotdb_core.config import Settings
-from iotdb_core.engine_metrics import engine_figures, process_figures
+from iotdb_core.engine_metrics import engine_stats, process_figures
 from iotdb_core.errors import IoTDBError
 from iotdb_core.metrics import MetricFigure, ServiceCounters
 from iotdb_core.query import QueryError, UpdateResult, execute, parse
@@ -64,6 +64,7 @@ from iotdb_core.rest.replies import status as _status
 from iotdb_core.rest.v1 import RestV1Routes
 from iotdb_core.storage.errors import ReadOnlyError
 from iotdb_core.storage.results import WriteResult
+from iotdb_core.tls import ServerTls
 
 if TYPE_CHECKING:
     from iotdb_core.console import Console
@@ -294,7 +295,7 @@ class RestService:
     # ------------------------------------------------------------------------- work on the thread pool
 
     def _render_metrics(self) -> str:
-        return metrics.render(self.counters, engine=engine_figures(self.engine), process=process_figures(),
+        return metrics.render(self.counters, engine=engine_stats(self.engine), process=process_figures(),
                               plugins=self.figures() if self.figures is not None else ())
 
     def _run_query(self, sql: str, limit: int, user: str) -> Reply:
@@ -366,9 +367,12 @@ class RestServer:
         *,
         shutdown_timeout: float = 30.0,
         console: Console | None = None,
+        tls: ServerTls | None = None,
         figures: Callable[[], Iterable[MetricFigure]] | None = None,
     ) -> None:
         self.settings = settings
+        #: HTTPS instead of HTTP (``enable_https``), None for HTTP.
+        self.tls = tls
         self.service = RestService(engine, settings, users, counters, console=console, figures=figures)
         self.shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
@@ -380,7 +384,8 @@ class RestServer:
             self.service.app(), handle_signals=False, access_log=None, shutdown_timeout=self.shutdown_timeout
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024)
+        site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024,
+                           ssl_context=self.tls.context if self.tls is not None else None)
         try:
             await site.start()
         except OSError as exc:
@@ -399,6 +404,11 @@ class RestServer:
         assert self._runner is not None
         host, port = self._runner.addresses[0][:2]
         return host, port
+
+    @property
+    def scheme(self) -> str:
+        """``https`` or ``http``."""
+        return "https" if self.tls is not None else "http"
 
     async def stop(self) -> None:
         """Stop accepting, let running requests finish (up to ``shutdown_timeout``), stop the thread pools."""

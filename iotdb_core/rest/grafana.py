@@ -22,6 +22,10 @@ the Grafana plugin (apache/iotdb-extras ``connectors/grafana-plugin``, ``pkg/plu
     a JSON array of path nodes, ``["root", "sg"]`` (``*`` and ``**`` allowed), answered with the names of the
     child nodes, ``["d1", "d2"]``; ``[]`` answers ``["root"]``.
 
+Every endpoint answers as the authenticated user: queries through :func:`run_query` with the user's session
+(READ_DATA, as SQL), and the series tree of ``node`` and ``SHOW CHILD PATHS|NODES`` from only the series the
+user's READ_SCHEMA covers (as IoTDB's SHOW CHILD PATHS, silently).
+
 Errors are IoTDB statuses: HTTP 200 ``{"code": 700, ...}`` for SQL that does not parse, 301 for a statement of
 the wrong kind, 509 for an illegal path; bodies that are not what the endpoint takes are HTTP 400 (701).
 """
@@ -29,12 +33,14 @@ the wrong kind, 509 for an illegal path; bodies that are not what the endpoint t
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aiohttp import web
 
+from iotdb_core.authz import Privilege
 from iotdb_core.paths import PathError, join_path, split_path
 from iotdb_core.query import MetadataResult, ResultSet
 from iotdb_core.query.errors import ILLEGAL_PATH
@@ -89,12 +95,15 @@ def _matches_prefix(pattern: tuple[str, ...], nodes: tuple[str, ...]) -> bool:
     return bool(nodes) and (head in ("*", nodes[0])) and _matches_prefix(rest, nodes[1:])
 
 
-def child_paths(engine: Any, pattern_nodes: tuple[str, ...]) -> list[str]:
-    """Every path one level below a path matching ``pattern_nodes``, sorted (IoTDB's SHOW CHILD PATHS)."""
+def child_paths(engine: Any, pattern_nodes: tuple[str, ...], visible: Callable[[str], bool]) -> list[str]:
+    """Every path one level below a path matching ``pattern_nodes``, sorted (IoTDB's SHOW CHILD PATHS), from
+    the series ``visible`` accepts."""
     if not pattern_nodes:
         return ["root"]
     children: set[str] = set()
     for schema in engine.list_series(join_path(*pattern_nodes, "**")):
+        if not visible(schema.path):
+            continue
         nodes = split_path(schema.path)
         for depth in range(len(pattern_nodes), len(nodes)):
             if _matches_prefix(pattern_nodes, nodes[:depth]):
@@ -169,9 +178,14 @@ class GrafanaRoutes:
         """``POST /grafana/v*/node``: path nodes -> child node names."""
         body = await request.read()
         nodes = node_request(parse_json_value(body, 'a JSON array of path nodes like ["root", "sg"]'))
-        return self.service._response(await self.service._off_loop(self._run_node, nodes))
+        return self.service._response(await self.service._off_loop(self._run_node, nodes, request["user"]))
 
     # ------------------------------------------------------------------------- work on the thread pool
+
+    def _schema_visible(self, user: str) -> Callable[[str], bool]:
+        """Whether a series is in ``user``'s series tree: READ_SCHEMA (or WRITE_SCHEMA) covers it."""
+        authorizer = self.service.users.authorizer
+        return lambda path: authorizer.can(user, Privilege.READ_SCHEMA, path)
 
     def _run_expression(self, query: ExpressionRequest, names_key: str, endpoint: str, user: str) -> Reply:
         service = self.service
@@ -192,7 +206,8 @@ class GrafanaRoutes:
         show_child = _SHOW_CHILD.fullmatch(sql)
         try:
             if show_child:
-                paths = child_paths(service.engine, split_path(show_child.group(2) or "root", allow_wildcards=True))
+                pattern = split_path(show_child.group(2) or "root", allow_wildcards=True)
+                paths = child_paths(service.engine, pattern, self._schema_visible(user))
                 return Reply(200, dumps([_last_node(path) for path in paths]), rows=len(paths))
             outcome = run_query(service.engine, service.settings, sql, service.default_limit, service.counters,
                                 endpoint=endpoint, session=service.users.session(user))
@@ -203,13 +218,13 @@ class GrafanaRoutes:
         values = _first_column(outcome.result)
         return Reply(200, dumps(values), rows=len(values))
 
-    def _run_node(self, nodes: list[str]) -> Reply:
+    def _run_node(self, nodes: list[str], user: str) -> Reply:
         if not nodes:
             return Reply(200, dumps(["root"]), rows=1)
         try:
             pattern = split_path(join_path(*nodes), allow_wildcards=True)
         except PathError as exc:
             return status(ILLEGAL_PATH, f"{nodes}: {exc}")
-        children = [_last_node(path) for path in child_paths(self.service.engine, pattern)]
+        children = [_last_node(path) for path in child_paths(self.service.engine, pattern, self._schema_visible(user))]
         unique = sorted(set(children))
         return Reply(200, dumps(unique), rows=len(unique))

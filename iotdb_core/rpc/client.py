@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from iotdb.tsfile.utils.tsblock_serde import deserialize
 from iotdb.utils.IoTDBConstants import TSDataType as WireType
 from iotdb.utils.Tablet import Tablet
 from thrift.protocol import TBinaryProtocol
-from thrift.transport import TSocket, TTransport
+from thrift.transport import TSocket, TSSLSocket, TTransport
 
 from iotdb_core.datatypes import TSDataType
 from iotdb_core.rpc.status import SUCCESS_STATUS
@@ -38,6 +39,7 @@ __all__ = ["RpcClient", "RpcConnectionError", "RpcResult", "RpcStatusError", "lo
 
 # thrift logs a failed connect at ERROR before raising; the caller reports the exception in one line instead.
 logging.getLogger("thrift.transport.TSocket").setLevel(logging.CRITICAL)
+logging.getLogger("thrift.transport.TSSLSocket").setLevel(logging.CRITICAL)
 
 _NUMPY = {
     TSDataType.BOOLEAN: np.dtype(np.bool_), TSDataType.INT32: np.dtype(np.int32),
@@ -67,6 +69,17 @@ def local_zone() -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
+def _transport_failure(exc: TTransport.TTransportException) -> RpcConnectionError:
+    """One line: thrift's message, with the TLS reason when the handshake failed (a certificate not trusted)."""
+    message = str(exc.message or exc)
+    inner = getattr(exc, "inner", None)
+    if isinstance(inner, ssl.SSLCertVerificationError):
+        message += f": TLS: {inner.verify_message or inner.reason}"
+    elif isinstance(inner, ssl.SSLError):
+        message += f": TLS: {inner.reason or inner}"
+    return RpcConnectionError(message)
+
+
 def _check(status: Any) -> None:
     if status.code != SUCCESS_STATUS:
         raise RpcStatusError(int(status.code), str(status.message))
@@ -88,13 +101,15 @@ class RpcResult:
 
 
 class RpcClient:
-    """One open session on ``host:port``; every failure is :class:`RpcStatusError` or :class:`RpcConnectionError`."""
+    """One open session on ``host:port`` (over TLS with ``ssl_context``); every failure is :class:`RpcStatusError` or
+    :class:`RpcConnectionError`."""
 
     def __init__(self, host: str, port: int, user: str, password: str, *, timeout: float = 300.0,
-                 zone: str | None = None, fetch_size: int = 10_000) -> None:
+                 zone: str | None = None, fetch_size: int = 10_000, ssl_context: ssl.SSLContext | None = None) -> None:
         self.description = f"{host}:{port}"
         self.fetch_size = fetch_size
-        socket = TSocket.TSocket(host, port)
+        socket = (TSocket.TSocket(host, port) if ssl_context is None
+                  else TSSLSocket.TSSLSocket(host, port, ssl_context=ssl_context))
         socket.setTimeout(int(timeout * 1000))
         self._transport = TTransport.TFramedTransport(socket)
         self._client = Client(TBinaryProtocol.TBinaryProtocolAccelerated(self._transport))
@@ -104,8 +119,9 @@ class RpcClient:
                 TSProtocolVersion.IOTDB_SERVICE_PROTOCOL_V3, zone or local_zone(), user, password,
                 {"version": "V_1_0", "sql_dialect": "tree"}))
         except TTransport.TTransportException as exc:
-            self._transport.close()
-            raise RpcConnectionError(str(exc.message or exc)) from None
+            if self._transport.isOpen():  # thrift's TLS socket cannot close what never opened
+                self._transport.close()
+            raise _transport_failure(exc) from None
         if response.status.code != SUCCESS_STATUS:
             self._transport.close()
             _check(response.status)

@@ -8,7 +8,10 @@ exception, so nothing reaches the log as a traceback. Calls this server does not
 UNSUPPORTED_OPERATION (300) naming the call.
 
 Writes go to the engine that serves MQTT and REST; an insert's status is sent only once its points are durable
-per ``wal_mode``. Statements run through :func:`iotdb_core.query.execute`, as REST's do.
+per ``wal_mode``. Statements run through :func:`iotdb_core.query.execute` as the session's user, as REST's do.
+Calls that reach the engine directly check the user's privileges first (IoTDB's rules, status 803): inserts
+WRITE_DATA on every series of the call, ``deleteData`` WRITE_DATA on the series it matches, ``deleteStorageGroups``
+MANAGE_DATABASE.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from iotdb.thrift.rpc.ttypes import (
 
 from iotdb_core import __version__
 from iotdb_core.auth import UserStore
+from iotdb_core.authz import ADMIN, AccessDenied, Privilege
 from iotdb_core.config import Settings
 from iotdb_core.datatypes import Compressor, TSEncoding
-from iotdb_core.paths import PathError, split_path
+from iotdb_core.paths import PathError, canonical_node, split_path
 from iotdb_core.query import MetadataResult, QueryError, ResultSet, ast, execute, parse
 from iotdb_core.query.errors import ILLEGAL_PATH
+from iotdb_core.query.security import denied
 from iotdb_core.rpc import status as st
 from iotdb_core.rpc.records import as_tablets, write_tablets
 from iotdb_core.rpc.sessions import ClientSession, next_id, parse_zone
@@ -191,12 +196,29 @@ class ConnectionHandler(generated.Iface):
 
     # ------------------------------------------------------------------------------------------- inserts
 
+    def _require(self, session: ClientSession, privilege: Privilege, paths: list[str] | None = None) -> None:
+        """803 naming the privilege and paths unless the session's user holds ``privilege`` globally
+        (``paths`` None) or on every one of ``paths``."""
+        if session.user == ADMIN:
+            return
+        try:
+            self.context.users.authorizer.check(session.user, privilege, paths)
+        except AccessDenied as exc:
+            raise denied(exc) from None
+
+    def _may_write(self, session: ClientSession, devices: list[Any], measurements: list[Any]) -> None:
+        """803 unless the user holds WRITE_DATA on every series of the insert: as in IoTDB, one refused
+        series refuses the whole call (of every device), and nothing is written."""
+        if session.user != ADMIN:
+            self._require(session, Privilege.WRITE_DATA, _series_paths(devices, measurements))
+
     def _wrote(self, result: Any, what: str) -> TSStatus:
         return st.from_write(result, what)
 
     def insertTablet(self, req: Any) -> TSStatus:
-        def insert(_session: ClientSession) -> TSStatus:
+        def insert(session: ClientSession) -> TSStatus:
             where = f"insertTablet {req.prefixPath}"
+            self._may_write(session, [req.prefixPath], [req.measurements])
             tablet = decode_tablet(where, list(req.measurements or []), list(req.types or []), int(req.size or 0),
                                    req.timestamps or b"", req.values or b"")
             result = self.engine.insert_tablet(req.prefixPath, tablet.timestamps, req.measurements, tablet.columns,
@@ -206,13 +228,14 @@ class ConnectionHandler(generated.Iface):
         return self._status_call(req.sessionId, insert)
 
     def insertTablets(self, req: Any) -> TSStatus:
-        def insert(_session: ClientSession) -> TSStatus:
+        def insert(session: ClientSession) -> TSStatus:
             lists = (req.prefixPaths, req.measurementsList, req.valuesList, req.timestampsList, req.typesList,
                      req.sizeList)
             counts = {len(items or []) for items in lists}
             if len(counts) != 1:
                 raise st.BadRequest("insertTablets: prefixPaths, measurementsList, valuesList, timestampsList, "
                                     "typesList and sizeList differ in length")
+            self._may_write(session, list(req.prefixPaths or []), list(req.measurementsList or []))
             decoded = [
                 (device, measurements, decode_tablet(f"insertTablets tablet {index} ({device})", list(measurements),
                                                      list(types), int(size), stamps, values))
@@ -224,10 +247,11 @@ class ConnectionHandler(generated.Iface):
 
         return self._status_call(req.sessionId, insert)
 
-    def _records(self, devices: list[Any], timestamps: list[Any], measurements: list[Any], values: list[Any],
-                 what: str, *, typed: bool) -> TSStatus:
+    def _records(self, session: ClientSession, devices: list[Any], timestamps: list[Any], measurements: list[Any],
+                 values: list[Any], what: str, *, typed: bool) -> TSStatus:
         if not (len(devices) == len(timestamps) == len(measurements) == len(values)):
             raise st.BadRequest(f"{what}: devices, timestamps, measurements and values differ in length")
+        self._may_write(session, devices, measurements)
         values_list: list[list[Any]] = []
         types_list: list[Any] = []
         for index, (given, raw) in enumerate(zip(measurements, values, strict=True)):
@@ -258,33 +282,33 @@ class ConnectionHandler(generated.Iface):
         return self._wrote(result, what)
 
     def insertRecord(self, req: Any) -> TSStatus:
-        return self._status_call(req.sessionId, lambda _s: self._records(
-            [req.prefixPath], [req.timestamp], [req.measurements], [req.values], "insertRecord", typed=True))
+        return self._status_call(req.sessionId, lambda s: self._records(
+            s, [req.prefixPath], [req.timestamp], [req.measurements], [req.values], "insertRecord", typed=True))
 
     def insertStringRecord(self, req: Any) -> TSStatus:
-        return self._status_call(req.sessionId, lambda _s: self._records(
-            [req.prefixPath], [req.timestamp], [req.measurements], [req.values], "insertStringRecord", typed=False))
+        return self._status_call(req.sessionId, lambda s: self._records(
+            s, [req.prefixPath], [req.timestamp], [req.measurements], [req.values], "insertStringRecord", typed=False))
 
     def insertRecords(self, req: Any) -> TSStatus:
-        return self._status_call(req.sessionId, lambda _s: self._records(
-            list(req.prefixPaths or []), list(req.timestamps or []), list(req.measurementsList or []),
+        return self._status_call(req.sessionId, lambda s: self._records(
+            s, list(req.prefixPaths or []), list(req.timestamps or []), list(req.measurementsList or []),
             list(req.valuesList or []), "insertRecords", typed=True))
 
     def insertStringRecords(self, req: Any) -> TSStatus:
-        return self._status_call(req.sessionId, lambda _s: self._records(
-            list(req.prefixPaths or []), list(req.timestamps or []), list(req.measurementsList or []),
+        return self._status_call(req.sessionId, lambda s: self._records(
+            s, list(req.prefixPaths or []), list(req.timestamps or []), list(req.measurementsList or []),
             list(req.valuesList or []), "insertStringRecords", typed=False))
 
     def insertRecordsOfOneDevice(self, req: Any) -> TSStatus:
         stamps = list(req.timestamps or [])
-        return self._status_call(req.sessionId, lambda _s: self._records(
-            [req.prefixPath] * len(stamps), stamps, list(req.measurementsList or []), list(req.valuesList or []),
+        return self._status_call(req.sessionId, lambda s: self._records(
+            s, [req.prefixPath] * len(stamps), stamps, list(req.measurementsList or []), list(req.valuesList or []),
             "insertRecordsOfOneDevice", typed=True))
 
     def insertStringRecordsOfOneDevice(self, req: Any) -> TSStatus:
         stamps = list(req.timestamps or [])
-        return self._status_call(req.sessionId, lambda _s: self._records(
-            [req.prefixPath] * len(stamps), stamps, list(req.measurementsList or []), list(req.valuesList or []),
+        return self._status_call(req.sessionId, lambda s: self._records(
+            s, [req.prefixPath] * len(stamps), stamps, list(req.measurementsList or []), list(req.valuesList or []),
             "insertStringRecordsOfOneDevice", typed=False))
 
     # --------------------------------------------------------------------------------------------- schema
@@ -362,6 +386,7 @@ class ConnectionHandler(generated.Iface):
 
     def deleteStorageGroups(self, sessionId: Any, storageGroup: Any) -> TSStatus:
         def delete(session: ClientSession) -> TSStatus:
+            self._require(session, Privilege.MANAGE_DATABASE)
             for database in storageGroup or []:
                 pattern = str(_path(database)) + ".**"
                 if self.engine.list_series(pattern):
@@ -371,11 +396,15 @@ class ConnectionHandler(generated.Iface):
         return self._status_call(sessionId, delete)
 
     def deleteData(self, req: Any) -> TSStatus:
-        def delete(_session: ClientSession) -> TSStatus:
+        def delete(session: ClientSession) -> TSStatus:
             start = None if req.startTime is None or req.startTime <= INT64_MIN else int(req.startTime)
             end = None if req.endTime is None or req.endTime >= INT64_MAX else int(req.endTime)
-            for path in req.paths or []:
-                self.engine.delete(str(_path(path, wildcards=True)), start, end)
+            patterns = [str(_path(path, wildcards=True)) for path in req.paths or []]
+            if session.user != ADMIN:
+                matched = {series.path for pattern in patterns for series in self.engine.list_series(pattern)}
+                self._require(session, Privilege.WRITE_DATA, sorted(matched))
+            for pattern in patterns:
+                self.engine.delete(pattern, start, end)
             return st.success()
 
         return self._status_call(req.sessionId, delete)
@@ -510,6 +539,20 @@ def _combined(statuses: list[TSStatus]) -> TSStatus:
         return failed[0]
     message = "; ".join(f"{status.code}: {status.message}" for status in failed[:st.FAILED_POINTS_SHOWN])
     return TSStatus(code=st.MULTIPLE_ERROR, message=message, subStatus=statuses)
+
+
+def _series_paths(devices: list[Any], measurements: list[Any]) -> list[str]:
+    """The canonical series paths an insert names (``device.measurement``), sorted and without repeats."""
+    paths: set[str] = set()
+    for device, names in zip(devices, measurements, strict=True):
+        if not isinstance(device, str):
+            raise QueryError(ILLEGAL_PATH, f"device {device!r} is not text")
+        try:
+            prefix = ".".join(canonical_node(node) for node in split_path(device))
+            paths.update(f"{prefix}.{canonical_node(str(name))}" for name in names or [])
+        except PathError as exc:
+            raise QueryError(ILLEGAL_PATH, f"device {device!r}: {exc}") from None
+    return sorted(paths)
 
 
 def _path(text: Any, *, wildcards: bool = False) -> ast.Path:

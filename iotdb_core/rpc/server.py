@@ -12,6 +12,7 @@ from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
 from iotdb_core.rpc.handler import RpcContext
 from iotdb_core.rpc.transport import FramedConnection, connection_factory
+from iotdb_core.tls import ServerTls
 
 __all__ = ["RECORD_WRITERS", "RPC_WORKERS", "RpcServer"]
 
@@ -22,13 +23,17 @@ RPC_WORKERS = 16
 RECORD_WRITERS = 8
 #: Connections the kernel queues before the loop accepts them (10,000 clients may arrive at once).
 _BACKLOG = 4096
+#: Seconds a client has to complete the TLS handshake.
+TLS_HANDSHAKE_TIMEOUT = 10.0
 
 
 class RpcServer:
-    """IoTDB's ``IClientRPCService`` over framed Thrift on one listening socket (``rpc_port=0``: a free port)."""
+    """IoTDB's ``IClientRPCService`` over framed Thrift on one listening socket (``rpc_port=0``: a free port),
+    over TLS with ``tls`` (``enable_thrift_ssl``)."""
 
-    def __init__(self, engine: Any, settings: Settings, users: UserStore) -> None:
+    def __init__(self, engine: Any, settings: Settings, users: UserStore, *, tls: ServerTls | None = None) -> None:
         self.settings = settings
+        self.tls = tls
         self.writers = ThreadPoolExecutor(RECORD_WRITERS, thread_name_prefix="iotdb-rpc-write")
         self.context = RpcContext(engine, settings, users, self.writers)
         self.executor = ThreadPoolExecutor(RPC_WORKERS, thread_name_prefix="iotdb-rpc")
@@ -42,7 +47,9 @@ class RpcServer:
                                      self.connections)
         try:
             self._server = await asyncio.get_running_loop().create_server(
-                factory, host, port, backlog=_BACKLOG, reuse_address=True)
+                factory, host, port, backlog=_BACKLOG, reuse_address=True,
+                ssl=self.tls.context if self.tls is not None else None,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self.tls is not None else None)
         except OSError as exc:
             self.executor.shutdown(wait=False)
             self.writers.shutdown(wait=False)

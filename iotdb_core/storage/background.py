@@ -115,7 +115,8 @@ class Background:
                 frozen = s.versions.current.frozen
                 if not frozen:
                     return
-                self._flush_one(frozen[0])
+                with s.flush_work.track():
+                    self._flush_one(frozen[0])
 
     def _flush_one(self, memtable: MemTable) -> None:
         s = self.state
@@ -177,10 +178,11 @@ class Background:
 
     def _compact_once(self) -> bool:
         s = self.state
-        with s.compaction_lock:
+        with s.compaction_lock, s.compaction_work.track(start=False) as work:
             chosen = pick(s.manifest.files, s.files_per_level)
             if chosen is None:
                 return False
+            work.start()
             names = {entry.name for entry in chosen}
             with s.versions.pinned() as version:
                 inputs = [table for table in version.files if table.entry.name in names]

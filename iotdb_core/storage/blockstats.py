@@ -7,10 +7,14 @@ on average. Per block: start/end time, count, sum, min, max, first, last, and wh
 FLOAT/DOUBLE block holding NaN is not). Series with fewer points, or a single block, get none (the file's
 own statistics are as good). The sidecar is optional: a missing or unreadable one means no blocks.
 
-Format: the 8-byte magic ``IOTDBBLK``, a little-endian uint32 version, then an ``np.savez`` archive whose
-``meta`` entry is UTF-8 JSON ``[[device, measurement, data_type, duration], ...]`` and whose ``{i}_times``
-(int64 ``[3, n]``: start, end, count), ``{i}_sum``, ``{i}_min``, ``{i}_max``, ``{i}_first``, ``{i}_last``,
-``{i}_usable`` entries hold series ``i``'s blocks.
+Format (version 2): the 8-byte magic ``IOTDBBLK``, then little-endian uint32 version, uint32 index
+length and uint32 CRC-32 of everything after the header; the index, UTF-8 JSON
+``[[device, measurement, data_type, duration, blocks], ...]``; then per series in index order its arrays,
+little-endian and back to back: ``times`` (int64 ``[3, n]``: start, end, count), ``sum`` (float64),
+``min`` and ``max`` (the type's dtype; not for BOOLEAN), ``first``, ``last`` (the type's dtype) and
+``usable`` (uint8). Loading is one read, one CRC and array views over the buffer: a query's first use of
+a file costs well under a millisecond. Version 1 sidecars (an ``np.savez`` archive after the magic and
+version, with ``meta`` and ``{i}_times``, ``{i}_sum``, ... entries) are still read.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import logging
 import os
 import struct
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +40,8 @@ log = logging.getLogger("iotdb.storage")
 
 SUFFIX = ".stats"
 MAGIC = b"IOTDBBLK"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_SAVEZ_VERSION = 1
 #: Average points per block the chosen duration must reach.
 MIN_BLOCK_POINTS = 1000
 
@@ -43,6 +49,7 @@ _LADDER_MS = (1_000, 10_000, 60_000, 600_000, 3_600_000, 86_400_000, 604_800_000
 _SCALE = {"ms": 1, "us": 1_000, "ns": 1_000_000}
 _TYPES = frozenset({TSDataType.BOOLEAN, TSDataType.INT32, TSDataType.INT64, TSDataType.FLOAT, TSDataType.DOUBLE})
 _HEADER = struct.Struct("<8sI")
+_V2_HEADER = struct.Struct("<8sIII")
 
 
 def ladder(precision: str = "ms") -> tuple[int, ...]:
@@ -75,16 +82,12 @@ class BlockStats:
         return len(self.start_time)
 
 
-def compute(
-    timestamps: np.ndarray, values: np.ndarray, data_type: TSDataType, precision: str = "ms"
-) -> BlockStats | None:
-    """The blocks of one series (timestamps strictly increasing), or None when it gets none."""
-    if data_type not in _TYPES:
-        return None
-    n = len(timestamps)
-    if n < MIN_BLOCK_POINTS:
-        return None
-    stamps = np.asarray(timestamps, dtype=np.int64)
+_Layout = tuple[int, np.ndarray] | None  # (duration, first index of each block), or no blocks
+
+
+def _layout(stamps: np.ndarray, precision: str) -> _Layout:
+    """The block duration of these timestamps and where each block starts; None for a single block."""
+    n = len(stamps)
     ids = None
     duration = 0
     for duration in ladder(precision):
@@ -94,8 +97,25 @@ def compute(
             break
     assert ids is not None
     starts = np.concatenate(([0], np.flatnonzero(ids[1:] != ids[:-1]) + 1))
-    if len(starts) < 2:
+    return None if len(starts) < 2 else (duration, starts)
+
+
+def compute(
+    timestamps: np.ndarray, values: np.ndarray, data_type: TSDataType, precision: str = "ms"
+) -> BlockStats | None:
+    """The blocks of one series (timestamps strictly increasing), or None when it gets none."""
+    if data_type not in _TYPES or len(timestamps) < MIN_BLOCK_POINTS:
         return None
+    stamps = np.asarray(timestamps, dtype=np.int64)
+    return _blocks(stamps, values, data_type, _layout(stamps, precision))
+
+
+def _blocks(stamps: np.ndarray, values: np.ndarray, data_type: TSDataType, layout: _Layout) -> BlockStats | None:
+    """:func:`compute` for timestamps whose :func:`_layout` is known (series sharing timestamps share it)."""
+    if layout is None:
+        return None
+    n = len(stamps)
+    duration, starts = layout
     ends = np.append(starts[1:], n) - 1
     vals = np.asarray(values).astype(NUMPY_DTYPE[data_type], copy=False)
     sums = np.add.reduceat(vals.astype(np.float64), starts)
@@ -118,9 +138,16 @@ def collect(
     series: Iterable[SeriesData], sink: dict[tuple[str, str], tuple[TSDataType, BlockStats]], precision: str = "ms"
 ) -> Iterator[SeriesData]:
     """Pass ``series`` through, adding the blocks of each to ``sink``."""
+    shared: np.ndarray | None = None  # the last timestamp array seen, and its layout
+    layout: _Layout = None
     for given in series:
         try:
-            blocks = compute(given.timestamps, given.values, given.data_type, precision)  # type: ignore[arg-type]
+            blocks = None
+            if given.data_type in _TYPES and len(given.timestamps) >= MIN_BLOCK_POINTS:
+                stamps = np.asarray(given.timestamps, dtype=np.int64)
+                if given.timestamps is not shared:
+                    shared, layout = given.timestamps, _layout(stamps, precision)
+                blocks = _blocks(stamps, given.values, given.data_type, layout)  # type: ignore[arg-type]
         except Exception:  # the statistics are optional; the file is written regardless
             log.exception("cannot compute block statistics of %s.%s", given.device, given.measurement)
             blocks = None
@@ -138,26 +165,25 @@ def write(path: str | os.PathLike[str], blocks: dict[tuple[str, str], tuple[TSDa
     final.unlink(missing_ok=True)
     if not blocks:
         return
-    meta = []
-    arrays: dict[str, np.ndarray] = {}
-    for i, ((device, measurement), (data_type, stats)) in enumerate(blocks.items()):
-        meta.append([device, measurement, data_type.name, stats.duration])
-        arrays[f"{i}_times"] = np.stack([stats.start_time, stats.end_time, stats.count])
-        arrays[f"{i}_sum"] = stats.sum
+    index = []
+    parts: list[bytes] = []
+    for (device, measurement), (data_type, stats) in blocks.items():
+        index.append([device, measurement, data_type.name, stats.duration, len(stats)])
+        dtype = _wire(NUMPY_DTYPE[data_type])
+        parts.append(np.stack([stats.start_time, stats.end_time, stats.count]).astype("<i8").tobytes())
+        parts.append(stats.sum.astype("<f8").tobytes())
         if stats.min_value is not None and stats.max_value is not None:
-            arrays[f"{i}_min"] = stats.min_value
-            arrays[f"{i}_max"] = stats.max_value
-        arrays[f"{i}_first"] = stats.first_value
-        arrays[f"{i}_last"] = stats.last_value
-        arrays[f"{i}_usable"] = stats.usable
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    buffer = io.BytesIO()
-    buffer.write(_HEADER.pack(MAGIC, FORMAT_VERSION))
-    np.savez(buffer, **arrays)  # type: ignore[arg-type]  # mypy lets **arrays fill allow_pickle; no key is that
+            parts += [stats.min_value.astype(dtype).tobytes(), stats.max_value.astype(dtype).tobytes()]
+        parts += [stats.first_value.astype(dtype).tobytes(), stats.last_value.astype(dtype).tobytes()]
+        parts.append(stats.usable.astype(np.uint8).tobytes())
+    body = json.dumps(index).encode()
+    index_length = len(body)
+    body += b"".join(parts)
+    data = _V2_HEADER.pack(MAGIC, FORMAT_VERSION, index_length, zlib.crc32(body)) + body
     temp = final.with_name(final.name + ".tmp")
     try:
         with open(temp, "wb") as out:
-            out.write(buffer.getbuffer())
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temp, final)
@@ -203,10 +229,63 @@ def load(path: str | os.PathLike[str]) -> dict[tuple[str, str], tuple[TSDataType
         return {}
 
 
+def _wire(dtype: np.dtype) -> np.dtype:
+    return np.dtype(np.uint8) if dtype == np.bool_ else dtype.newbyteorder("<")
+
+
 def _parse(data: bytes) -> dict[tuple[str, str], tuple[TSDataType, BlockStats]]:
     magic, version = _HEADER.unpack_from(data)
-    if magic != MAGIC or version != FORMAT_VERSION:
-        raise ValueError("not a block statistics file of this version")
+    if magic != MAGIC:
+        raise ValueError("not a block statistics file")
+    if version == FORMAT_VERSION:
+        return _parse_v2(data)
+    if version == _SAVEZ_VERSION:
+        return _parse_savez(data)
+    raise ValueError(f"block statistics version {version} is not known")
+
+
+def _parse_v2(data: bytes) -> dict[tuple[str, str], tuple[TSDataType, BlockStats]]:
+    _, _, index_length, crc = _V2_HEADER.unpack_from(data)
+    body = memoryview(data)[_V2_HEADER.size:]
+    if zlib.crc32(body) != crc:
+        raise ValueError("block statistics checksum mismatch")
+    index = json.loads(bytes(body[:index_length]).decode())
+    position = _V2_HEADER.size + index_length
+    found: dict[tuple[str, str], tuple[TSDataType, BlockStats]] = {}
+
+    def take(dtype: np.dtype, count: int) -> np.ndarray:
+        nonlocal position
+        array = np.frombuffer(data, dtype=dtype, count=count, offset=position)
+        position += count * dtype.itemsize
+        return array
+
+    for device, measurement, type_name, duration, n in index:
+        data_type = TSDataType[type_name]
+        native = NUMPY_DTYPE[data_type]
+        wire = _wire(native)
+        times = take(np.dtype("<i8"), 3 * n).reshape(3, n).astype(np.int64, copy=False)
+        sums = take(np.dtype("<f8"), n).astype(np.float64, copy=False)
+        low = high = None
+        if data_type is not TSDataType.BOOLEAN:
+            low, high = (take(wire, n).astype(native, copy=False) for _ in range(2))
+        first, last = (take(wire, n).astype(native, copy=False) for _ in range(2))
+        usable = take(np.dtype(np.uint8), n).astype(bool)
+        _check_order(times)
+        found[(device, measurement)] = (
+            data_type, BlockStats(int(duration), times[0], times[1], times[2], sums, low, high, first, last, usable)
+        )
+    if position != len(data):
+        raise ValueError("block statistics have trailing bytes")
+    return found
+
+
+def _check_order(times: np.ndarray) -> None:
+    n = times.shape[1]
+    if n and (np.any(times[0] > times[1]) or np.any(times[1][:-1] >= times[0][1:]) or np.any(times[2] < 1)):
+        raise ValueError("block statistics out of order")
+
+
+def _parse_savez(data: bytes) -> dict[tuple[str, str], tuple[TSDataType, BlockStats]]:
     found: dict[tuple[str, str], tuple[TSDataType, BlockStats]] = {}
     with np.load(io.BytesIO(data[_HEADER.size:]), allow_pickle=False) as archive:
         meta = json.loads(archive["meta"].tobytes().decode())
@@ -226,8 +305,7 @@ def _parse(data: bytes) -> dict[tuple[str, str], tuple[TSDataType, BlockStats]]:
                     raise ValueError("malformed block statistics")
             if times.shape != (3, n) or sums.shape != (n,) or usable.shape != (n,):
                 raise ValueError("malformed block statistics")
-            if n and (np.any(times[0] > times[1]) or np.any(times[1][:-1] >= times[0][1:]) or np.any(times[2] < 1)):
-                raise ValueError("block statistics out of order")
+            _check_order(times)
             found[(device, measurement)] = (
                 data_type,
                 BlockStats(

@@ -24,7 +24,7 @@ from iotdb_core.storage.manifest import FileEntry, file_name
 from iotdb_core.storage.merge import merge_runs
 from iotdb_core.storage.schema import SchemaRegistry
 from iotdb_core.storage.tombstones import KEEP_ALL, Purge, drop_ranges
-from iotdb_core.storage.tsfile_io import SeriesData, write_tsfile
+from iotdb_core.storage.tsfile_io import SeriesData, with_decimal_encoding, write_tsfile
 from iotdb_core.storage.version import TableFile
 
 _ALL = (-(2**63), 2**63 - 1)
@@ -70,7 +70,9 @@ def _merged_series(inputs: Sequence[TableFile], registry: SchemaRegistry, purge:
             continue
         encoding = schema.encoding if schema is not None else None
         compressor = schema.compressor if schema is not None else None
-        yield SeriesData.of(device, measurement, data_type, merged[0], merged[1], encoding, compressor)
+        yield with_decimal_encoding(
+            SeriesData.of(device, measurement, data_type, merged[0], merged[1], encoding, compressor)
+        )
 
 
 def compact(

@@ -48,6 +48,7 @@ from iotdb_core.storage.results import (
     WriteResult,
 )
 from iotdb_core.storage.schema import SchemaRegistry, SeriesSchema, canonical_device, make_schema, split_series_path
+from iotdb_core.storage.stats import EngineStats, engine_stats
 from iotdb_core.storage.wal import WalError
 from iotdb_core.storage.writes import PendingWrite, WritePath
 
@@ -317,6 +318,11 @@ class Engine:
     def file_levels(self) -> list[tuple[str, int]]:
         """The live TsFiles (name, level), oldest first."""
         return [(table.entry.name, table.entry.level) for table in self.state.versions.current.files]
+
+    def stats(self) -> EngineStats:
+        """Memtables, WAL, TsFiles per level, flushes and compactions (running, done, durations), the read-only
+        state and the disk, at one instant. Cheap: it takes no engine lock (see :mod:`~iotdb_core.storage.stats`)."""
+        return engine_stats(self.state)
 
     def flush(self) -> None:
         """Seal the mutable memtable and write every sealed memtable to a TsFile before returning."""

@@ -1,7 +1,9 @@
 """Writing a frozen memtable into one TsFile.
 
 Series are written sorted by device then measurement, each sorted by time with one point per
-timestamp (the last write wins), with the encoding and compressor of their schema, without the points
+timestamp (the last write wins), with the encoding and compressor of their schema (a DOUBLE series whose
+points in this file all have at most two decimals is stored with scaled-integer TS_2DIFF instead:
+:func:`~iotdb_core.storage.tsfile_io.with_decimal_encoding`), without the points
 that tombstones hide or a TTL rule expired (:class:`~iotdb_core.storage.tombstones.Purge`). The file is named
 after the memtable's version at level 0 and reaches its final name only complete and fsynced
 (:func:`iotdb_core.storage.tsfile_io.write_tsfile`); the manifest adopts it afterwards.
@@ -21,7 +23,7 @@ from iotdb_core.storage.manifest import FileEntry, file_name
 from iotdb_core.storage.memtable import MemTable
 from iotdb_core.storage.schema import SchemaRegistry, make_schema
 from iotdb_core.storage.tombstones import KEEP_ALL, Purge, drop_ranges
-from iotdb_core.storage.tsfile_io import SeriesData, TsFileSummary, write_tsfile
+from iotdb_core.storage.tsfile_io import SeriesData, TsFileSummary, with_decimal_encoding, write_tsfile
 
 
 def share_timestamps(series: Iterable[SeriesData]) -> Iterator[SeriesData]:
@@ -62,8 +64,8 @@ def memtable_series(memtable: MemTable, registry: SchemaRegistry, purge: Purge =
         schema = registry.get(device, measurement)
         if schema is None or schema.data_type is not data_type:
             schema = make_schema(device, measurement, data_type)
-        yield SeriesData(
-            device, measurement, data_type, schema.encoding, schema.compressor, timestamps, values
+        yield with_decimal_encoding(
+            SeriesData(device, measurement, data_type, schema.encoding, schema.compressor, timestamps, values)
         )
 
 

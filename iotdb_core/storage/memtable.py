@@ -54,12 +54,26 @@ class LastCache:
         else:
             self._points[key] = point
 
-    def offer_many(self, key: SeriesKey, timestamps: np.ndarray, values: np.ndarray) -> None:
-        """Record points written in array order after every point offered so far."""
+    def offer_many(
+        self, key: SeriesKey, timestamps: np.ndarray, values: np.ndarray, newest: int | None = None
+    ) -> None:
+        """Record points written in array order after every point offered so far.
+
+        ``newest`` is :func:`newest_index` of ``timestamps`` when the caller knows it already.
+        """
         if len(timestamps) == 0:
             return
-        index = len(timestamps) - 1 - int(np.argmax(timestamps[::-1]))
+        index = newest_index(timestamps) if newest is None else newest
         self.offer(key, int(timestamps[index]), _scalar(values[index]))
+
+
+def newest_index(timestamps: np.ndarray) -> int:
+    """The position of the last of the largest timestamps (the point a last-point cache keeps)."""
+    return len(timestamps) - 1 - int(np.argmax(timestamps[::-1]))
+
+
+def strictly_increasing(timestamps: np.ndarray) -> bool:
+    return len(timestamps) < 2 or bool(np.all(timestamps[1:] > timestamps[:-1]))
 
 
 def _scalar(value: Any) -> Any:
@@ -108,8 +122,11 @@ class SeriesBuffer:
         self.count = count + 1
         return added
 
-    def extend(self, timestamps: np.ndarray, values: np.ndarray) -> int:
-        """Append points in array order; return the bytes of memory added."""
+    def extend(self, timestamps: np.ndarray, values: np.ndarray, increasing: bool | None = None) -> int:
+        """Append points in array order; return the bytes of memory added.
+
+        ``increasing`` is :func:`strictly_increasing` of ``timestamps`` when the caller knows it already.
+        """
         size = len(timestamps)
         if size == 0:
             return 0
@@ -119,7 +136,7 @@ class SeriesBuffer:
         self.values[count : count + size] = values
         if self.is_sorted and (
             (count and timestamps[0] <= self.last_ts)
-            or (size > 1 and not bool(np.all(timestamps[1:] > timestamps[:-1])))
+            or not (strictly_increasing(timestamps) if increasing is None else increasing)
         ):
             self.is_sorted = False
         self.last_ts = int(timestamps[-1])
@@ -167,10 +184,18 @@ class MemTable:
             self.size += len(value) + _TEXT_OVERHEAD
         self.points += 1
 
-    def extend(self, key: SeriesKey, data_type: TSDataType, timestamps: np.ndarray, values: np.ndarray) -> None:
-        """Append points in array order (caller holds :attr:`lock`)."""
+    def extend(
+        self,
+        key: SeriesKey,
+        data_type: TSDataType,
+        timestamps: np.ndarray,
+        values: np.ndarray,
+        increasing: bool | None = None,
+    ) -> None:
+        """Append points in array order (caller holds :attr:`lock`); ``increasing`` as for
+        :meth:`SeriesBuffer.extend`."""
         buffer = self._buffer(key, data_type)
-        self.size += buffer.extend(timestamps, values)
+        self.size += buffer.extend(timestamps, values, increasing)
         if data_type is TSDataType.TEXT:
             self.size += sum(map(len, values)) + _TEXT_OVERHEAD * len(values)
         self.points += len(timestamps)

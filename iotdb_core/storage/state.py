@@ -26,6 +26,7 @@ from iotdb_core.storage.ingest import Ingest
 from iotdb_core.storage.manifest import SEQUENCE_DIR, ManifestState, write_manifest
 from iotdb_core.storage.memtable import LastCache, MemTable
 from iotdb_core.storage.schema import SchemaRegistry
+from iotdb_core.storage.stats import WorkTracker
 from iotdb_core.storage.tombstones import Purge, discardable
 from iotdb_core.storage.ttl import TtlRules
 from iotdb_core.storage.version import TableFile, VersionSet
@@ -106,6 +107,8 @@ class EngineState:
         self.wake_compaction = threading.Event()
         self.stopping = False  #: set once by close; the threads exit
         self.background_error: BaseException | None = None  #: the last flush failure, for error messages
+        self.flush_work = WorkTracker()  #: flushes running, done, failed and their durations; guards itself
+        self.compaction_work = WorkTracker()  #: the same for compactions
 
         # ---- guarded by ``close_lock``
         self.close_lock = threading.Lock()

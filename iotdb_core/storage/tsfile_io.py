@@ -30,6 +30,24 @@ Encodings
     :func:`write_tsfile` refuses the others with :class:`UnsupportedEncodingError` before creating any
     file. All compressors IoTDB accepts work.
 
+Decimal doubles
+    TS_2DIFF stores a DOUBLE as the integer ``floor(v * 100 + 0.5)`` (Java's ``Math.round``, IoTDB's
+    ``float_precision`` of 2) and reads back that integer divided by 100, so it is exact for a series whose
+    every value ``v`` is such a quotient: no more than two decimals, ``|v| < 2**53 / 100``, no NaN, no
+    ``±inf`` and no ``-0.0`` (read back as ``0.0``). :func:`decimal_exact` checks exactly that, with
+    the decoder's own arithmetic. A DOUBLE series marked ``scaled_decimal`` (:func:`with_decimal_encoding`)
+    is stored by :func:`write_tsfile` with TS_2DIFF instead of its declared encoding when
+    :func:`decimal_exact` holds for its values, and with the declared one otherwise. Random walks with
+    2 decimals take about 1.2 bytes per point with LZ4 instead of 2.8 with CHIMP, and encode about ten
+    times faster. TS_2DIFF as a DOUBLE series' declared encoding stays refused (it would be lossy for
+    other values). The file's metadata names TS_2DIFF, and Apache IoTDB reads such chunks with the same
+    decoder.
+
+Native writing
+    Where the library offers it, :func:`write_tsfile` writes through
+    :class:`~iotdb_core.storage.tsfile_native.NativeWriter` (whole numpy columns, the GIL released while
+    the library encodes) and otherwise through the package's ``TsFileWriter``; both write the same bytes.
+
 Statistics
     The library computes ``min``/``max`` of FLOAT/DOUBLE series with ordered comparisons, which NaN
     points derail (the result may be NaN or a wrong number). A NaN point also makes ``sum`` NaN, so
@@ -66,6 +84,7 @@ from iotdb_core.datatypes import (
     TSEncoding,
 )
 from iotdb_core.durable import fsync_dir, fsync_file
+from iotdb_core.storage import tsfile_native
 
 __all__ = [
     "SUPPORTED_ENCODINGS",
@@ -77,8 +96,10 @@ __all__ = [
     "TsFileSummary",
     "UnsupportedEncodingError",
     "check_encoding",
+    "decimal_exact",
     "page_limits",
     "set_page_limits",
+    "with_decimal_encoding",
     "write_tsfile",
 ]
 
@@ -150,6 +171,36 @@ def check_encoding(data_type: TSDataType, encoding: TSEncoding) -> None:
         )
 
 
+#: Decimals TS_2DIFF keeps of a FLOAT/DOUBLE value (the library's fixed ``max_point_number``).
+DECIMAL_DIGITS = 2
+_DECIMAL_SCALE = 10.0**DECIMAL_DIGITS
+#: Bound on ``|v|`` that keeps ``v * 100`` an integer doubles represent exactly.
+_DECIMAL_LIMIT = 2.0**53 / _DECIMAL_SCALE
+_CHECK_CHUNK = 1 << 15  # points per step of decimal_exact: its temporaries stay in the CPU cache
+
+
+def decimal_exact(values: np.ndarray) -> bool:
+    """Whether TS_2DIFF stores every one of these float64 values unchanged (see *Decimal doubles*)."""
+    if values.dtype != np.float64 or values.ndim != 1:
+        return False
+    if values.size == 0:
+        return True
+    if not float(np.max(np.abs(values))) < _DECIMAL_LIMIT:  # false for NaN and ±inf too
+        return False
+    scratch = np.empty(min(len(values), _CHECK_CHUNK))
+    for start in range(0, len(values), _CHECK_CHUNK):
+        part = values[start : start + _CHECK_CHUNK]
+        back = scratch[: len(part)]
+        np.multiply(part, _DECIMAL_SCALE, out=back)
+        np.add(back, 0.5, out=back)
+        np.floor(back, out=back)
+        np.divide(back, _DECIMAL_SCALE, out=back)  # what the decoder computes from the stored integer
+        if not bool(np.array_equal(back, part)):
+            return False
+    zeros = values == 0.0
+    return not bool(np.any(np.signbit(values[zeros]))) if bool(np.any(zeros)) else True
+
+
 @dataclass(frozen=True)
 class SeriesData:
     """The points of one series to write: timestamps strictly increasing, one value per timestamp.
@@ -167,6 +218,8 @@ class SeriesData:
     compressor: Compressor
     timestamps: np.ndarray
     values: Values
+    #: Store this DOUBLE series with TS_2DIFF where :func:`decimal_exact` holds (see *Decimal doubles*).
+    scaled_decimal: bool = False
 
     @classmethod
     def of(
@@ -192,6 +245,13 @@ class SeriesData:
 
     def __len__(self) -> int:
         return len(self.timestamps)
+
+
+def with_decimal_encoding(series: SeriesData) -> SeriesData:
+    """``series`` marked ``scaled_decimal`` when it is a DOUBLE series (:func:`write_tsfile` checks the values)."""
+    if series.data_type is not TSDataType.DOUBLE or series.scaled_decimal:
+        return series
+    return replace(series, scaled_decimal=True)
 
 
 @dataclass(frozen=True)
@@ -426,7 +486,12 @@ def _prepare(series: SeriesData) -> SeriesData:
         values = _prepare_numeric(label, series.data_type, series.values)
     if len(values) != len(timestamps):
         raise ValueError(f"{label}: {len(timestamps)} timestamps but {len(values)} values")
-    return replace(series, timestamps=timestamps, values=values)
+    scaled = (
+        series.scaled_decimal
+        and series.data_type is TSDataType.DOUBLE
+        and decimal_exact(values)  # type: ignore[arg-type]  # a numeric series' values are an ndarray
+    )
+    return replace(series, timestamps=timestamps, values=values, scaled_decimal=scaled)
 
 
 def _tablet_groups(prepared: Sequence[SeriesData]) -> Iterator[list[SeriesData]]:
@@ -463,6 +528,60 @@ def _column_slice(values: Values, start: int, stop: int) -> list[Any]:
     return values[start:stop]
 
 
+def _stored_encoding(series: SeriesData) -> TSEncoding:
+    return TSEncoding.TS_2DIFF if series.scaled_decimal else series.encoding
+
+
+def _write_group_native(writer: tsfile_native.NativeWriter, group: list[SeriesData]) -> None:
+    head = group[0]
+    names = [item.measurement for item in group]
+    types = [int(_TS_TYPE[item.data_type].value) for item in group]
+    total = len(head.timestamps)
+    for start in range(0, total, ROWS_PER_TABLET):
+        stop = min(start + ROWS_PER_TABLET, total)
+        columns = [item.values[start:stop] for item in group]
+        writer.write(head.device, names, types, head.timestamps[start:stop], columns)
+
+
+def _write_native(tmp: Path, prepared: Sequence[SeriesData]) -> None:
+    writer = tsfile_native.NativeWriter(str(tmp))
+    try:
+        for item in prepared:
+            writer.register(
+                item.device,
+                item.measurement,
+                int(_TS_TYPE[item.data_type].value),
+                int(_TS_ENCODING[_stored_encoding(item)].value),
+                int(_TS_COMPRESSOR[item.compressor].value),
+            )
+        for group in _tablet_groups(prepared):
+            _write_group_native(writer, group)
+    finally:
+        writer.close()
+
+
+def _write_python(tmp: Path, prepared: Sequence[SeriesData]) -> None:
+    writer = None
+    try:
+        writer = tsfile.TsFileWriter(str(tmp))
+        for item in prepared:
+            schema = tsfile.TimeseriesSchema(
+                item.measurement,
+                _TS_TYPE[item.data_type],
+                _TS_ENCODING[_stored_encoding(item)],
+                _TS_COMPRESSOR[item.compressor],
+            )
+            writer.register_timeseries(item.device, schema)
+        for group in _tablet_groups(prepared):
+            _write_group(writer, group)
+        closing, writer = writer, None
+        closing.close()
+    finally:
+        if writer is not None:
+            with contextlib.suppress(LibraryError, OSError):
+                writer.close()
+
+
 def _write_group(writer: Any, group: list[SeriesData]) -> None:
     head = group[0]
     names = [item.measurement for item in group]
@@ -480,9 +599,11 @@ def write_tsfile(path: str | os.PathLike[str], series: Iterable[SeriesData]) -> 
 
     Every series is validated before any file is created: timestamps strictly increasing, values
     of the declared type, an encoding from :data:`SUPPORTED_ENCODINGS`, no (device, measurement)
-    twice. Empty series are skipped. The data goes to ``<path>.tmp`` (a stale one is removed first),
-    which is closed, fsynced and renamed to ``path``; the directory is fsynced last. On any error the
-    temporary file is removed and ``path`` is not created.
+    twice. Empty series are skipped. A DOUBLE series marked ``scaled_decimal`` is stored with TS_2DIFF
+    when :func:`decimal_exact` holds for its values (see *Decimal doubles*). The data goes to
+    ``<path>.tmp`` (a stale one is removed first), which is closed, fsynced and renamed to ``path``;
+    the directory is fsynced last. On any error the temporary file is removed and ``path`` is not
+    created.
 
     Raises FileExistsError if ``path`` exists, TypeError/ValueError for invalid series,
     :class:`UnsupportedEncodingError` for a lossy or unsupported encoding and :class:`TsFileError`
@@ -504,30 +625,17 @@ def write_tsfile(path: str | os.PathLike[str], series: Iterable[SeriesData]) -> 
 
     tmp = _tmp_path(final)
     tmp.unlink(missing_ok=True)
-    writer = None
     try:
         try:
-            writer = tsfile.TsFileWriter(str(tmp))
-            for item in prepared:
-                schema = tsfile.TimeseriesSchema(
-                    item.measurement,
-                    _TS_TYPE[item.data_type],
-                    _TS_ENCODING[item.encoding],
-                    _TS_COMPRESSOR[item.compressor],
-                )
-                writer.register_timeseries(item.device, schema)
-            for group in _tablet_groups(prepared):
-                _write_group(writer, group)
-            closing, writer = writer, None
-            closing.close()
-        except LibraryError as exc:
+            if tsfile_native.available():
+                _write_native(tmp, prepared)
+            else:
+                _write_python(tmp, prepared)
+        except (LibraryError, tsfile_native.NativeWriterError) as exc:
             raise TsFileError(f"writing {final}: {exc}") from exc
         fsync_file(tmp)
         os.replace(tmp, final)
     except BaseException:
-        if writer is not None:
-            with contextlib.suppress(LibraryError, OSError):
-                writer.close()
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(final.parent)

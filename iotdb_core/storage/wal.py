@@ -216,6 +216,23 @@ class WriteAheadLog:
         with self._lock:
             return WalStats(self._records, self._writes, self._fsyncs, self._bytes)
 
+    def segment_sizes(self) -> list[int]:
+        """Bytes of each segment, oldest first: a closed one as on disk, the one being written as logged so far
+        (without the space allocated ahead of its records). For figures; the lock is held only to copy the list."""
+        with self._lock:
+            segments = list(self._segments)
+            current = self._size if self._fd is not None else None
+        closed = segments[:-1] if current is not None else segments
+        sizes = []
+        for first in closed:
+            try:
+                sizes.append((self._dir / segment_name(first)).stat().st_size)
+            except FileNotFoundError:  # released since the list was copied
+                continue
+        if current is not None:
+            sizes.append(current)
+        return sizes
+
     @staticmethod
     def replay(directory: Path, *, skip_corrupt: bool = False) -> Iterator[tuple[int, bytes]]:
         """Yield ``(seq, payload)`` for every record in ``directory``, in sequence order.

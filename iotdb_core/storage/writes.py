@@ -24,7 +24,7 @@ from iotdb_core.storage.columns import to_array
 from iotdb_core.storage.errors import WriteRejectedError
 from iotdb_core.storage.health import storage_failure
 from iotdb_core.storage.ingest import PreparedRows, PreparedTablet, data_types
-from iotdb_core.storage.memtable import LastCache, MemTable, SeriesKey
+from iotdb_core.storage.memtable import LastCache, MemTable, SeriesKey, newest_index, strictly_increasing
 from iotdb_core.storage.results import WriteResult
 from iotdb_core.storage.state import EngineState
 from iotdb_core.storage.wal import WalError, WalMode
@@ -426,11 +426,21 @@ def apply_chunks(last: LastCache, mem: MemTable, chunks: Iterable[SeriesChunk]) 
 
 
 def apply_tablet(last: LastCache, mem: MemTable, tablet: PreparedTablet) -> None:
-    """Insert a validated tablet into ``mem`` and the last-point cache (the caller holds ``mem.lock``)."""
+    """Insert a validated tablet into ``mem`` and the last-point cache (the caller holds ``mem.lock``).
+
+    The order facts of the shared timestamps are computed once for every column without a mask.
+    """
+    shared = tablet.timestamps
+    increasing = strictly_increasing(shared)
+    newest = newest_index(shared) if len(shared) else None
     for column in tablet.columns:
         key = (tablet.device, column.measurement)
-        timestamps = tablet.timestamps if column.mask is None else tablet.timestamps[column.mask]
         values = column.values
         assert isinstance(values, np.ndarray)
-        mem.extend(key, column.data_type, timestamps, values)
-        last.offer_many(key, timestamps, values)
+        if column.mask is None:
+            mem.extend(key, column.data_type, shared, values, increasing)
+            last.offer_many(key, shared, values, newest)
+        else:
+            timestamps = shared[column.mask]
+            mem.extend(key, column.data_type, timestamps, values)
+            last.offer_many(key, timestamps, values)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -51,6 +51,10 @@ _UNSUBSCRIBE: Final = 6
 _ENQUEUE: Final = 7
 _RELEASED: Final = 8
 _ACKNOWLEDGED: Final = 9
+_RELEASED_PACKET: Final = 10
+"""Like ``_RELEASED``, with the packet id the PUBREL is resent with after a restart."""
+_USER: Final = 11
+"""The user whose connection last opened the session (what it may receive is that user's)."""
 _FIXED_BYTES: Final = 64
 """Bytes counted for a session's begin and disconnect records when estimating the live state."""
 
@@ -86,6 +90,10 @@ class StoredSession:
     """In order; not yet acknowledged by the client."""
     released: set[int]
     """Message ids whose PUBREC came back (QoS 2: resend PUBREL, not PUBLISH)."""
+    released_packet_ids: dict[int, int] = field(default_factory=dict)
+    """Packet id of the PUBREL of each released message, where it was logged."""
+    user: str | None = ""
+    """The user of the connection that last opened the session; None: anonymous; "": not logged."""
 
     def expires_at(self) -> float | None:
         """When the session expires, or ``None`` while connected or if it never does."""
@@ -104,7 +112,8 @@ class _Session:
     Messages are kept in a dict by id, in queue order, so an acknowledgement is found without a scan.
     """
 
-    __slots__ = ("disconnected_at", "expiry_interval", "messages", "released", "subscriptions")
+    __slots__ = ("disconnected_at", "expiry_interval", "messages", "released", "released_packet_ids",
+                 "subscriptions", "user")
 
     def __init__(self, expiry_interval: int) -> None:
         self.expiry_interval = expiry_interval
@@ -112,6 +121,8 @@ class _Session:
         self.subscriptions: dict[str, tuple[Subscription, int]] = {}
         self.messages: dict[int, tuple[QueuedMessage, int]] = {}
         self.released: set[int] = set()
+        self.released_packet_ids: dict[int, int] = {}
+        self.user: str | None = ""
 
     def expired(self, now: float) -> bool:
         if self.disconnected_at is None or self.expiry_interval == NEVER_EXPIRES:
@@ -166,6 +177,16 @@ def _enqueue_record(client_id: str, message: QueuedMessage) -> bytes:
 
 def _id_record(kind: int, client_id: str, message_id: int) -> bytes:
     return _client_record(kind, client_id).u64(message_id).payload()
+
+
+def _released_record(client_id: str, message_id: int, packet_id: int) -> bytes:
+    if not packet_id:
+        return _id_record(_RELEASED, client_id, message_id)
+    return _client_record(_RELEASED_PACKET, client_id).u64(message_id).u32(packet_id).payload()
+
+
+def _user_record(client_id: str, user: str | None) -> bytes:
+    return _client_record(_USER, client_id).u8(user is not None).text(user or "").payload()
 
 
 class SessionLog:
@@ -232,8 +253,9 @@ class SessionLog:
 
     # --- changes: each appends one record ----------------------------------------------------------------
 
-    def begin(self, client_id: str, expiry_interval: int) -> None:
-        """A session is created, or resumed by a new connection: connected, with this expiry interval.
+    def begin(self, client_id: str, expiry_interval: int, user: str | None = "") -> None:
+        """A session is created, or resumed by a new connection of ``user`` (None: anonymous; "": not told):
+        connected, with this expiry interval.
 
         A resumed session keeps its subscriptions and messages; for Clean Start, :meth:`end` it first.
         """
@@ -241,6 +263,10 @@ class SessionLog:
         with self._lock:
             self._log.append(_client_record(_BEGIN, client_id).u32(expiry_interval).payload())
             self._apply_begin(client_id, expiry_interval)
+            session = self._sessions[client_id]
+            if user not in ("", session.user):
+                self._log.append(_user_record(client_id, user))
+                session.user = user
 
     def set_expiry(self, client_id: str, expiry_interval: int) -> None:
         """The Session Expiry Interval changed (MQTT 5 DISCONNECT may set it)."""
@@ -307,14 +333,14 @@ class SessionLog:
             self._apply_enqueue(session, message, len(payload))
             return True
 
-    def released(self, client_id: str, message_id: int) -> None:
-        """PUBREC came back for a queued QoS 2 message: from now on PUBREL is what to resend."""
+    def released(self, client_id: str, message_id: int, packet_id: int = 0) -> None:
+        """PUBREC came back for a queued QoS 2 message: from now on PUBREL (with ``packet_id``, when given) is
+        what to resend."""
         with self._lock:
             session = self._session(client_id)
             if message_id in session.messages and message_id not in session.released:
-                payload = _id_record(_RELEASED, client_id, message_id)
-                self._log.append(payload)
-                self._apply_released(session, message_id)
+                self._log.append(_released_record(client_id, message_id, packet_id))
+                self._apply_released(session, message_id, packet_id)
 
     def acknowledged(self, client_id: str, message_id: int) -> None:
         """PUBACK (QoS 1) or PUBCOMP (QoS 2) came back: the message is gone. Unknown ids are ignored."""
@@ -379,6 +405,8 @@ class SessionLog:
             [subscription for subscription, _ in session.subscriptions.values()],
             [message for message, _ in session.messages.values()],
             set(session.released),
+            dict(session.released_packet_ids),
+            session.user,
         )
 
     def _record_count(self) -> int:
@@ -392,11 +420,14 @@ class SessionLog:
         records: list[bytes] = []
         for client_id, session in self._sessions.items():
             records.append(_client_record(_BEGIN, client_id).u32(session.expiry_interval).payload())
+            if session.user != "":
+                records.append(_user_record(client_id, session.user))
             if session.disconnected_at is not None:
                 records.append(_client_record(_DISCONNECTED, client_id).f64(session.disconnected_at).payload())
             records.extend(_subscribe_record(subscription) for subscription, _ in session.subscriptions.values())
             records.extend(_enqueue_record(client_id, message) for message, _ in session.messages.values())
-            records.extend(_id_record(_RELEASED, client_id, message_id) for message_id in session.released)
+            records.extend(_released_record(client_id, message_id, session.released_packet_ids.get(message_id, 0))
+                           for message_id in session.released)
         return records
 
     def _replay(self, payload: bytes) -> None:
@@ -437,10 +468,19 @@ class SessionLog:
             message_id = record.u64()
             if message_id in session.messages:
                 self._apply_released(session, message_id)
+        elif kind == _RELEASED_PACKET:
+            message_id = record.u64()
+            packet_id = record.u32()
+            if message_id in session.messages:
+                self._apply_released(session, message_id, packet_id)
         elif kind == _ACKNOWLEDGED:
             message_id = record.u64()
             if message_id in session.messages:
                 self._apply_acknowledged(session, message_id)
+        elif kind == _USER:
+            named = record.u8()
+            name = record.text()
+            session.user = name if named else None
         else:
             raise ValueError(f"session log: unknown record kind {kind}")
 
@@ -477,8 +517,10 @@ class SessionLog:
         session.messages[message.message_id] = (message, size)
         self._live_bytes += size
 
-    def _apply_released(self, session: _Session, message_id: int) -> None:
+    def _apply_released(self, session: _Session, message_id: int, packet_id: int = 0) -> None:
         session.released.add(message_id)
+        if packet_id:
+            session.released_packet_ids[message_id] = packet_id
         self._live_bytes += _FIXED_BYTES // 2
 
     def _apply_acknowledged(self, session: _Session, message_id: int) -> None:

@@ -178,6 +178,14 @@ class SubscriptionTree:
         """Total number of subscriptions."""
         return self._count
 
+    def count_of(self, client_id: str) -> int:
+        """Number of the client's subscriptions."""
+        return len(self._by_client.get(client_id, ()))
+
+    def has(self, client_id: str, topic_filter: str) -> bool:
+        """True if the client holds a subscription whose filter is exactly ``topic_filter``."""
+        return topic_filter in self._by_client.get(client_id, ())
+
     def subscribe(self, subscription: Subscription) -> bool:
         """Add ``subscription``; True if new, False if it replaced the same client's same filter.
 

@@ -98,6 +98,22 @@ const actions = {
     };
   },
 
+  // Waits until the overview's engine state has `field` above `above`; returns that state and the panel's texts
+  // (each figure by its id), read in the same turn of the page's event loop as the state.
+  async engineUntil({ field, above = -Infinity, timeout = 20000 }) {
+    await page.waitForFunction(([f, a]) => {
+      const o = window.iotdbConsole && window.iotdbConsole.overview;
+      return o && o.engine && o.engine[f] > a;
+    }, [field, above], { timeout });
+    return page.evaluate(() => ({
+      engine: window.iotdbConsole.overview.engine,
+      shown: Object.fromEntries(Array.from(document.querySelectorAll('#engine dd[id]'), (d) => [d.id, d.textContent])),
+      tsfiles: document.getElementById('tsfiles').textContent,
+      levels: Array.from(document.querySelectorAll('#tsfile-levels tbody tr'), (r) => Array.from(r.cells, (c) => c.textContent)),
+      alert: document.getElementById('engine-alert').hidden ? null : document.getElementById('engine-alert').textContent,
+    }));
+  },
+
   async clients({ wait_for } = {}) {
     await go('clients');
     if (wait_for) await page.waitForSelector(`#clients td:text-is("${wait_for}")`);

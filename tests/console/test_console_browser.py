@@ -57,6 +57,45 @@ def test_log_in_and_watch_the_counters_move(console_server: ServerProcess, page:
     publisher.close()
 
 
+def _bytes(n: float) -> str:
+    """The page's byte format (format.js ``bytes``)."""
+    units, unit = ["B", "KiB", "MiB", "GiB", "TiB"], 0
+    while n >= 1024 and unit < len(units) - 1:
+        n /= 1024
+        unit += 1
+    return f"{n:.{1 if unit else 0}f} {units[unit]}"
+
+
+def test_the_engine_panel_follows_memtables_and_the_wal(console_server: ServerProcess, page: Browser) -> None:
+    page.do("login", user="root", password="root")
+    page.do("loadOverview")
+    before = page.do("engineUntil", field="memtable_bytes")
+    assert before["shown"]["engine-state"] == "Writable" and before["alert"] is None
+    engine = before["engine"]
+    assert before["shown"]["memtable"] == f"{_bytes(engine['memtable_bytes'])}, {engine['memtable_points']:,} points"
+    assert before["shown"]["wal"] == f"{engine['wal_segments']:,} segment(s), {_bytes(engine['wal_bytes'])}"
+    assert before["shown"]["flushes"].startswith(f"{engine['flushes']['running']} running, ")
+    assert before["shown"]["compactions"].startswith(f"{engine['compactions']['running']} running, ")
+
+    publisher = Publisher(console_server, "engine-sensor")
+    try:  # new series: the memtable grows by their buffers, the WAL by their records
+        publisher.publish("plant/engine", [json.dumps({
+            "device": "root.console.engine", "timestamps": list(range(1000 * i, 1000 * i + 500)),
+            "measurements": ["a", "b", "c"], "values": [[t, t * 0.5, t % 2 == 0] for t in range(500)],
+        }).encode() for i in range(4)])
+    finally:
+        publisher.close()
+    after = page.do("engineUntil", field="memtable_points", above=engine["memtable_points"] + 6000 - 1)
+    grown = after["engine"]
+    assert grown["memtable_points"] == engine["memtable_points"] + 6000  # the default interval flushes nothing now
+    assert grown["memtable_bytes"] > engine["memtable_bytes"] and grown["wal_bytes"] > engine["wal_bytes"]
+    assert after["shown"]["memtable"] != before["shown"]["memtable"]
+    assert after["shown"]["memtable"] == f"{_bytes(grown['memtable_bytes'])}, {grown['memtable_points']:,} points"
+    assert after["shown"]["wal"] == f"{grown['wal_segments']:,} segment(s), {_bytes(grown['wal_bytes'])}"
+    assert [row[0] for row in after["levels"]] == [f"L{level['level']}" for level in grown["tsfile_levels"]]
+    assert after["tsfiles"] == f"{grown['tsfiles']:,} file(s), {_bytes(grown['tsfile_bytes'])}"
+
+
 def test_clients_page_lists_and_disconnects_a_client(console_server: ServerProcess, page: Browser) -> None:
     page.do("login", user="root", password="root")
     publisher = Publisher(console_server, "line-7-gateway")

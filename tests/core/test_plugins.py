@@ -189,7 +189,7 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     result = run_cli("config", "--config", str(conf))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    expected = f"iotdb config: error: mqtt_port=abc: expected a port number 0-65535 ({conf}, line 1)"
+    expected = f"iotdb config: error: mqtt_port=abc: expected a port number 0-65535, or -1 for off ({conf}, line 1)"
     assert result.stderr.strip() == expected
 
 

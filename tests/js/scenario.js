@@ -68,6 +68,7 @@ globalThis.runMqttScenario = async function runMqttScenario(mqtt, options) {
       keepalive: 60,
       reconnectPeriod: 0,
       connectTimeout: 10000,
+      ...(options.tls ?? {}),  // ca, cert, key of a TLS connection (Node only: mqtt_client.mjs reads the files)
     });
     // Every packet from the server, in order: the acknowledgements a test checks.
     connecting.on('packetreceive', (packet) => {

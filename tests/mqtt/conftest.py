@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -278,13 +279,18 @@ def connected_raw(server: ServerProcess, client_id: str = "raw", level: int = 4,
 
 
 class PahoPublisher:
-    """A paho-mqtt client on its network thread, connected as root/root; records PUBACK reason codes."""
+    """A paho-mqtt client on its network thread, connected as root/root; records PUBACK reason codes.
+
+    With ``tls`` (a client context) it connects to MQTT over TLS (``server.ssl_port``).
+    """
 
     def __init__(self, server: ServerProcess, client_id: str, protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311,
                  *, username: str | None = "root", password: str | None = "root", keepalive: int = 60,
-                 will: tuple[str, bytes] | None = None) -> None:
+                 will: tuple[str, bytes] | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
         self.client.enable_logger()
+        if tls is not None:
+            self.client.tls_set_context(tls)
         if username is not None:
             self.client.username_pw_set(username, password)
         if will is not None:
@@ -295,7 +301,7 @@ class PahoPublisher:
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
         self.client.on_disconnect = self._on_disconnect
-        self.client.connect(server.host, server.port, keepalive=keepalive)
+        self.client.connect(server.host, server.port if tls is None else server.ssl_port, keepalive=keepalive)
         self.client.loop_start()
         assert wait_until(lambda: self.connack is not None), "no CONNACK"
 

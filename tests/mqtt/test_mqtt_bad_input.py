@@ -233,7 +233,8 @@ REJECTED = {
 
 
 @pytest.mark.parametrize("level", [4, 5])
-def test_rejected_payload_is_acked_and_dead_lettered(server: ServerProcess, level: int) -> None:
+def test_rejected_payload_is_acked_and_dead_lettered(start_server: StartServer, level: int) -> None:
+    server = start_server(mqtt_ack_reason_strings="true")
     for number, (case, (payload, reason_part)) in enumerate(REJECTED.items()):
         client = connected_raw(server, f"sender-{number}", level)
         assert client.publish_acked(row(number * 10), 1).reason_code == 0
@@ -283,7 +284,8 @@ def test_deadletter_command_shows_the_rejected_payloads(server: ServerProcess) -
 
 
 @pytest.mark.parametrize("level", [4, 5])
-def test_wrong_type_value_writes_the_valid_measurements(server: ServerProcess, level: int) -> None:
+def test_wrong_type_value_writes_the_valid_measurements(start_server: StartServer, level: int) -> None:
+    server = start_server(mqtt_ack_reason_strings="true")
     client = connected_raw(server, "typed", level)
     assert client.publish_acked(row(1, values=(1.5, 2)), 1).reason_code == 0
     ack = client.publish_acked(row(2, values=("not a number", 3)), 2)

@@ -17,6 +17,7 @@ from iotdb_mqtt.codec import (
     Properties,
     PubAck,
     Publish,
+    PubRec,
     SubAck,
     Subscribe,
     Subscription,
@@ -307,7 +308,8 @@ def test_publishes_pipelined_behind_a_refused_connect_are_not_written(server: Se
     assert stop_and_read(server, S1)[S1] == {}
 
 
-def test_mqtt5_no_reason_strings_when_problem_information_is_not_requested(server: ServerProcess) -> None:
+def test_mqtt5_no_reason_strings_when_problem_information_is_not_requested(start_server: StartServer) -> None:
+    server = start_server(mqtt_ack_reason_strings="true")
     client = connected_raw(server, "terse", 5, properties=Properties(request_problem_information=0))
     ack = client.publish_acked(b"{bad", 1)
     assert ack.reason_code == 0x99
@@ -317,3 +319,15 @@ def test_mqtt5_no_reason_strings_when_problem_information_is_not_requested(serve
     verbose = connected_raw(server, "verbose", 5)
     assert verbose.publish_acked(b"{bad", 1).properties.reason_string
     verbose.disconnect()
+
+
+def test_mqtt5_failure_acks_are_bare_reason_codes_by_default(server: ServerProcess) -> None:
+    """Without ``mqtt_ack_reason_strings`` a failure PUBACK / PUBREC is packet id and reason code only, as
+    Mosquitto sends them: clients that expect at most four bytes (the Eclipse Paho test client) accept it."""
+    client = connected_raw(server, "plain", 5)
+    for qos in (1, 2):
+        client.publish(b"{bad", qos, qos, "plain/bad")
+        ack = client.expect(PubAck if qos == 1 else PubRec)
+        assert (ack.packet_id, ack.reason_code, ack.properties) == (qos, 0x99, Properties())
+    assert client.publish_acked(row(1), 3).reason_code == 0
+    client.disconnect()

@@ -251,6 +251,29 @@ def test_state_survives_reopen(tmp_path: Path) -> None:
     log.close()
 
 
+def test_user_and_pubrel_packet_ids_survive_reopen_and_compaction(tmp_path: Path) -> None:
+    log = open_log(tmp_path, compact_min_bytes=2048)
+    log.begin("dev", 3600, "alice")
+    log.begin("anon", 3600, None)
+    log.begin("old", 3600)  # user not told: stays unknown
+    assert log.enqueue("dev", queued(1, qos=2))
+    log.released("dev", 1, packet_id=17)
+    for message_id in range(2, 200):  # enough churn for the log to be rewritten from the live state
+        assert log.enqueue("dev", queued(message_id, payload=b"x" * 100))
+        log.acknowledged("dev", message_id)
+    log.durable()
+    log.close()
+    log = open_log(tmp_path)
+    sessions = log.sessions()
+    assert (sessions["dev"].user, sessions["anon"].user, sessions["old"].user) == ("alice", None, "")
+    assert sessions["dev"].released == {1} and sessions["dev"].released_packet_ids == {1: 17}
+    log.begin("dev", 3600, "bob")  # a later connection of another user: its rights apply from now on
+    log.close()
+    log = open_log(tmp_path)
+    assert log.sessions()["dev"].user == "bob"
+    log.close()
+
+
 def test_expiry_counts_across_reopen(tmp_path: Path) -> None:
     log = open_log(tmp_path)
     now = time.time()

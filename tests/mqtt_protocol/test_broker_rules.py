@@ -379,6 +379,61 @@ def test_a_persistent_session_and_its_queued_messages_survive_a_restart(tmp_path
     third.router.close()
 
 
+def test_a_released_qos2_message_gets_its_pubrel_again_after_a_restart(tmp_path: Path) -> None:
+    def host_with_log() -> Host:
+        host = Host(tmp_path)
+        host.router = Router(QueueLimits(), host.counters,
+                             session_log=SessionLog.open(tmp_path / "sessions", max_messages_per_session=100))
+        return host
+
+    persistent = Properties(session_expiry_interval=3600)
+    first = host_with_log()
+    sub = subscriber(first, "keeper", ("k/#", 2), properties=persistent, clean_start=False)
+    pub = publisher(first)
+    pub.send(Publish("k/1", b"once", qos=2, packet_id=1))
+    pub.complete_writes()
+    [delivered] = publishes(sub)
+    sub.send(PubRec(delivered.packet_id))  # type: ignore[arg-type]
+    assert [type(p) for p in sub.received()] == [PubRel]
+    first.router.sync()
+    first.router.close()  # a crash before the PUBCOMP
+
+    second = host_with_log()
+    again = Client(second, 5)
+    assert isinstance(again.connect("keeper", clean_start=False, properties=persistent), ConnAck)
+    resent = again.received()
+    assert resent == [PubRel(delivered.packet_id)]  # type: ignore[arg-type]  # not the PUBLISH again
+    again.send(PubComp(delivered.packet_id))  # type: ignore[arg-type]
+    second.router.sync()
+    second.router.close()
+    third = host_with_log()
+    last = Client(third, 5)
+    last.connect("keeper", clean_start=False, properties=persistent)
+    assert last.received() == []  # the exchange finished: nothing left to resend
+    third.router.close()
+
+
+def test_subscriptions_past_the_quotas_are_refused_per_filter(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    host.router = Router(QueueLimits(), host.counters, max_subscriptions=5, max_subscriptions_per_client=3)
+    five = Client(host, 5)
+    five.connect("five")
+    five.send(Subscribe(1, tuple(Subscription(f"a/{index}", 1) for index in range(4))))
+    [ack] = five.received()
+    assert isinstance(ack, SubAck) and ack.reason_codes == (1, 1, 1, 0x97)
+    assert ack.properties.reason_string and "mqtt_max_subscriptions_per_client" in ack.properties.reason_string
+    five.send(Subscribe(2, (Subscription("a/0", 2),)))  # replacing one it holds still fits
+    assert five.received()[0].reason_codes == (2,)  # type: ignore[union-attr]
+    five.send(Unsubscribe(3, ("a/1",)), Subscribe(4, (Subscription("b", 0),)))
+    assert [type(p) for p in five.received()] == [UnsubAck, SubAck]
+    old = Client(host, 4)
+    old.connect("old")
+    old.send(Subscribe(1, (Subscription("c/1", 1), Subscription("c/2", 1), Subscription("c/3", 1))))
+    [ack] = old.received()
+    assert isinstance(ack, SubAck) and ack.reason_codes == (1, 1, 0x80)  # the server-wide quota of 5; 3.1.1: 0x80
+    assert host.counters.get("mqtt_subscriptions_current") == 5
+
+
 def test_ten_thousand_subscriptions_on_one_client_match_as_one(host: Host) -> None:
     client = Client(host, 4)
     client.connect("many")

@@ -1,5 +1,6 @@
 """Operations figures of a real ``iotdb serve``: ``/metrics`` (engine, latency histograms, process) moving after
-MQTT publishes (paho-mqtt, QoS 1) and flushes, parsed by ``prometheus_client``'s parser, and ``iotdb status``."""
+MQTT publishes (paho-mqtt, QoS 1), flushes and compactions, parsed by ``prometheus_client``'s parser, and
+``iotdb status``."""
 
 from __future__ import annotations
 
@@ -18,19 +19,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from iotdb_core.testing.server import ServerProcess
+from iotdb_core.testing.waiting import wait_until
 
 from .conftest import TIMEOUT, RestClient, start_rest_server, stop_server
 
 Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = TIMEOUT * 2) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+#: How long a flush or a compaction the test caused may take to show.
+SETTLE = TIMEOUT * 2
+#: The smallest memtable_size_threshold (1 MiB): a memtable holding this much is sealed and flushed.
+THRESHOLD = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +112,7 @@ def test_engine_figures_move_after_publishes_and_flushes(rest: RestClient, publi
     def flushed(times: float) -> Callable[[], bool]:
         return lambda: value(scrape(rest)[0], "iotdb_engine_flushes_total") >= flushes + times
 
-    assert wait_until(flushed(1)), scrape(rest)[1]
+    assert wait_until(flushed(1), SETTLE, 0.1), scrape(rest)[1]
     after, _ = scrape(rest)
     assert value(after, "iotdb_engine_flushed_points_total") - value(before, "iotdb_engine_flushed_points_total") >= 80
     assert value(after, "iotdb_engine_flushed_bytes_total") > value(before, "iotdb_engine_flushed_bytes_total")
@@ -125,12 +122,12 @@ def test_engine_figures_move_after_publishes_and_flushes(rest: RestClient, publi
 
     # a second flush makes two level-0 files, which compaction merges into one file of level 1
     publish(publisher, "root.ops.d1", 40, start=1000)
-    assert wait_until(flushed(2)), scrape(rest)[1]
+    assert wait_until(flushed(2), SETTLE, 0.1), scrape(rest)[1]
 
     def compacted() -> bool:
         return scrape(rest)[0].get(("iotdb_tsfiles", (("level", "1"),)), 0) >= 1
 
-    assert wait_until(compacted), scrape(rest)[1]
+    assert wait_until(compacted, SETTLE, 0.1), scrape(rest)[1]
     assert rest.query("SELECT count(v) FROM root.ops.d1")["values"] == [[80]]
 
 
@@ -210,3 +207,142 @@ def test_iotdb_status_errors_are_one_line(rest: RestClient, tmp_path: Path) -> N
     assert "cannot reach http://127.0.0.1:9/metrics" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr + wrong.stderr
     assert len(unreachable.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------- the engine snapshot
+
+
+@pytest.fixture(scope="module")
+def engine_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """No flush by age (the default 10 minutes): only a memtable reaching THRESHOLD is flushed; two files of a
+    level are merged into the next."""
+    process = start_rest_server(
+        tmp_path_factory.mktemp("engine"), memtable_size_threshold=THRESHOLD, compaction_files_per_level=2,
+    )
+    yield process
+    stop_server(process)
+    assert "Traceback" not in process.output, process.output
+
+
+@pytest.fixture
+def engine_rest(engine_server: ServerProcess) -> RestClient:
+    return RestClient(engine_server)
+
+
+@pytest.fixture
+def engine_publisher(engine_server: ServerProcess) -> Iterator[mqtt.Client]:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="ops-engine", protocol=mqtt.MQTTv311)
+    client.username_pw_set("root", "root")
+    client.connect(engine_server.host, engine_server.port, keepalive=30)
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+MEASUREMENTS = [f"m{index}" for index in range(8)]
+
+
+def publish_batch(client: mqtt.Client, device: str, start: int, count: int) -> int:
+    """One message of ``count`` timestamps of every measurement (QoS 1, acknowledged); returns its points."""
+    payload = json.dumps({"device": device, "timestamps": list(range(start, start + count)),
+                          "measurements": MEASUREMENTS,
+                          "values": [[index] * len(MEASUREMENTS) for index in range(count)]}).encode()
+    info = client.publish("ops/batch", payload, qos=1)
+    info.wait_for_publish(TIMEOUT)
+    assert info.is_published()
+    return count * len(MEASUREMENTS)
+
+
+def histogram_count(metrics: Metrics, name: str) -> float:
+    return metrics[(name + "_count", ())]
+
+
+def level_files(metrics: Metrics, level: int) -> float:
+    return metrics.get(("iotdb_tsfiles", (("level", str(level)),)), 0)
+
+
+def test_memtables_flushes_and_compactions_move_with_publishes(
+    engine_rest: RestClient, engine_publisher: mqtt.Client,
+) -> None:
+    device = "root.ops.engine"
+    start, _ = scrape(engine_rest)
+    assert level_files(start, 0) == level_files(start, 1) == 0, "this test needs a server that has not flushed yet"
+    held_before = value(start, "iotdb_memtable_points")
+    assert histogram_count(start, "iotdb_flush_duration_seconds") == 0
+    assert histogram_count(start, "iotdb_compaction_duration_seconds") == 0
+    assert value(start, "iotdb_read_only", reason="") == 0
+    assert value(start, "iotdb_memtable_budget_bytes") > THRESHOLD
+
+    # a small write stays in the memtable and the WAL
+    small = publish_batch(engine_publisher, device, 0, 2)
+    held, _ = scrape(engine_rest)
+    assert value(held, "iotdb_memtable_points") == held_before + small
+    assert value(held, "iotdb_memtable_bytes") > value(start, "iotdb_memtable_bytes")
+    assert value(held, "iotdb_wal_bytes") > value(start, "iotdb_wal_bytes")
+    assert histogram_count(held, "iotdb_flush_duration_seconds") == 0
+
+    # a batch that fills the memtable past the threshold is sealed and flushed with everything before it
+    big = publish_batch(engine_publisher, device, 1000, 12_000)
+
+    def flushes(times: int) -> Metrics | None:
+        metrics, _ = scrape(engine_rest)
+        return metrics if histogram_count(metrics, "iotdb_flush_duration_seconds") >= times else None
+
+    flushed = wait_until(lambda: flushes(1), SETTLE, 0.1)
+    assert flushed, scrape(engine_rest)[1]
+    assert value(flushed, "iotdb_memtable_points") == 0 and value(flushed, "iotdb_memtable_bytes") == 0
+    assert value(flushed, "iotdb_memtables_sealed") == 0
+    assert value(flushed, "iotdb_engine_flushed_points_total") == held_before + small + big
+    assert level_files(flushed, 0) == 1 and value(flushed, "iotdb_tsfile_bytes", level="0") > 0
+    assert value(flushed, "iotdb_wal_bytes") < value(held, "iotdb_wal_bytes")  # the flushed records are released
+    assert flushed[("iotdb_flush_duration_seconds_sum", ())] > 0
+    assert flushed[("iotdb_flush_duration_seconds_bucket", (("le", "+Inf"),))] == 1
+
+    # a second flush makes two files of level 0, which one compaction merges into a file of level 1
+    big += publish_batch(engine_publisher, device, 20_000, 12_000)
+
+    def compacted() -> Metrics | None:
+        metrics, _ = scrape(engine_rest)
+        done = histogram_count(metrics, "iotdb_compaction_duration_seconds") >= 1 and level_files(metrics, 1) == 1
+        return metrics if done else None
+
+    merged = wait_until(compacted, SETTLE, 0.1)
+    assert merged, scrape(engine_rest)[1]
+    assert histogram_count(merged, "iotdb_flush_duration_seconds") == 2
+    assert histogram_count(merged, "iotdb_compaction_duration_seconds") == 1
+    assert merged[("iotdb_compaction_duration_seconds_sum", ())] > 0
+    assert level_files(merged, 0) == 0
+    assert value(merged, "iotdb_flushes_running") == 0 and value(merged, "iotdb_compactions_running") == 0
+    assert value(merged, "iotdb_flush_failures_total") == 0 and value(merged, "iotdb_compaction_failures_total") == 0
+    assert value(merged, "process_threads") >= 4  # event loop, flush, compaction, WAL and pools
+    counted = engine_rest.query(f"SELECT count(m0) FROM {device}")["values"]
+    assert counted == [[(small + big) // len(MEASUREMENTS)]]
+
+
+def test_iotdb_status_shows_the_engine_snapshot(engine_rest: RestClient, engine_publisher: mqtt.Client) -> None:
+    points = publish_batch(engine_publisher, "root.ops.status", 0, 3)
+    before, _ = scrape(engine_rest)
+    assert value(before, "iotdb_memtable_points") >= points
+    done = status("--url", engine_rest.base)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    after, _ = scrape(engine_rest)
+    assert value(after, "iotdb_memtable_points") == value(before, "iotdb_memtable_points"), "nothing was flushed"
+
+    def row(label: str) -> str:
+        found = [line[len(label):].strip() for line in out.splitlines() if line.startswith(label + "  ")]
+        assert len(found) == 1, (label, out)
+        return found[0]
+
+    assert row("state") == "writable"
+    assert row("memtables").split(", ")[1].startswith(f"{int(value(before, 'iotdb_memtable_points')):,} points ")
+    budget = value(before, "iotdb_memtable_budget_bytes") / 2**20
+    assert f"(0 sealed; budget {budget:.1f} MiB)" in row("memtables")
+    assert "threads" in out and int(row("threads")) >= 4
+    work = out.split("\nFlushes and compactions\n", 1)[1].splitlines()
+    assert work[0].split() == ["work", "running", "failed", "done", "mean", "p50", "p90", "p99"]
+    flush, compaction = work[1].split(), work[2].split()
+    assert flush[:4] == ["flush", "0", "0", f"{int(histogram_count(before, 'iotdb_flush_duration_seconds')):,}"]
+    assert compaction[:4] == [
+        "compaction", "0", "0", f"{int(histogram_count(before, 'iotdb_compaction_duration_seconds')):,}"]

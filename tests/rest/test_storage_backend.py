@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -68,6 +70,17 @@ def test_a_backend_from_the_docs_serves_mqtt_sql_and_rest(tmp_path: Path) -> Non
         refused = rest.request("POST", "/rest/v2/nonQuery", {"sql": "DELETE FROM root.mem.d1.t"})
         assert refused.body["code"] == 701 and "not supported by this storage engine" in refused.body["message"]
         assert wait_until(lambda: rest.request("GET", "/ping").status == 200, TIMEOUT)
+        # a backend without SupportsStats: the service figures are there, the engine's are left out
+        metrics = rest.request("GET", "/metrics")
+        assert metrics.status == 200 and "iotdb_mqtt_publishes_received 20" in metrics.text
+        assert "iotdb_memtable_bytes" not in metrics.text and "iotdb_wal_bytes" not in metrics.text
+        overview = rest.request("GET", "/console/api/overview")
+        assert overview.status == 200 and overview.body["engine"] is None
+        status = subprocess.run([sys.executable, "-m", "iotdb_core.cli.main", "status", "--url", rest.base],
+                                capture_output=True, text=True, timeout=TIMEOUT * 3, check=False)
+        assert status.returncode == 0, status.stderr
+        assert "\nengine figures  not reported by this storage backend\n" in status.stdout
+        assert "Flushes and compactions\nnot reported by this storage backend" in status.stdout
     finally:
         stop_server(server)
     assert "Traceback" not in server.output, server.output

@@ -1,5 +1,6 @@
 // Overview: rates from the service counters and the engine's state, polled once a second while the page
-// is visible. Each chart shows the last two minutes; the current value is also written out as text.
+// is visible. Each chart shows the last two minutes; the current value is also written out as text. The
+// engine panel is built once and its figures are updated in place, so a screen reader hears only changes.
 import { api, takePrefetched } from './api.js';
 import { lineChart } from './charts.js';
 import { bytes, el, number } from './format.js';
@@ -22,9 +23,9 @@ export function render(root) {
     return { metric: m, now, chart, card: el('section', { class: 'card', 'aria-labelledby': `h-${m.key}` },
       el('h2', { id: `h-${m.key}` }, m.title), now, chart) };
   });
-  const engine = el('div', { id: 'engine' }, el('p', { class: 'muted' }, 'Loading…'));
+  const engine = engineView();
   root.append(el('h1', {}, 'Overview'), el('div', { class: 'grid' }, cards.map((c) => c.card)),
-    el('h2', {}, 'Storage engine'), engine);
+    el('h2', {}, 'Storage engine'), engine.root);
 
   const charts = cards.map((c) => ({ ...c, plot: lineChart(c.chart, `overview-${c.metric.key}`,
     { series: [{ label: c.metric.title }], height: 120, legend: false, span: WINDOW }) }));
@@ -59,9 +60,9 @@ export function render(root) {
       root.dataset.totals = JSON.stringify(counters);
       window.iotdbConsole.overview = { counters, engine: sample.engine };
       previous = { time: sample.time, counters };
-      engine.replaceChildren(engineView(sample.engine, counters));
+      engine.update(sample.engine, counters);
     } catch (error) {
-      engine.replaceChildren(el('p', { class: 'error', role: 'alert' }, `Cannot read the overview: ${error.message}`));
+      engine.failed(`Cannot read the overview: ${error.message}`);
     }
     if (!stopped) timer = setTimeout(poll, document.hidden ? 5000 : 1000);
   }
@@ -71,20 +72,87 @@ export function render(root) {
   return () => { stopped = true; clearTimeout(timer); window.removeEventListener('resize', onResize); charts.forEach((c) => c.plot.destroy()); };
 }
 
-function engineView(state, counters) {
-  const totals = el('dl', { class: 'kv' },
-    el('dt', {}, 'TsFiles'), el('dd', { id: 'tsfiles' }, `${number(state.tsfiles)} (${bytes(state.tsfile_bytes)})`),
-    el('dt', {}, 'WAL'), el('dd', { id: 'wal' }, `${number(state.wal_segments)} segment(s), ${bytes(state.wal_bytes)}`),
-    el('dt', {}, 'Data directory'), el('dd', {}, `${state.data_dir} (${bytes(state.data_dir_bytes)})`),
-    el('dt', {}, 'Disk free'), el('dd', { id: 'disk-free' }, `${bytes(state.disk_free)} of ${bytes(state.disk_total)}`),
-    el('dt', {}, 'Points written (MQTT)'), el('dd', { id: 'total-points' }, number(counters.points_written)),
-    el('dt', {}, 'Payloads rejected'), el('dd', { id: 'total-rejected' }, number(counters.mqtt_payloads_rejected)));
-  const levels = state.tsfile_levels.length
-    ? el('table', {}, el('caption', { class: 'visually-hidden' }, 'TsFiles per level'),
-      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Level'), el('th', { scope: 'col', class: 'num' }, 'Files'),
-        el('th', { scope: 'col', class: 'num' }, 'Bytes'))),
-      el('tbody', {}, state.tsfile_levels.map((l) => el('tr', {}, el('td', {}, `L${l.level}`),
-        el('td', { class: 'num' }, number(l.files)), el('td', { class: 'num' }, bytes(l.bytes))))))
-    : el('p', { class: 'muted' }, 'No TsFile yet: the data is in memtables and the WAL.');
-  return el('div', { class: 'grid' }, el('section', { class: 'card' }, totals), el('section', { class: 'card' }, levels));
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return '—';
+  return seconds < 1 ? `${number(seconds * 1000, 1)} ms` : `${number(seconds, 2)} s`;
+}
+
+function work(w) {
+  const failed = w.failed ? `, ${number(w.failed)} failed` : '';
+  const mean = w.done ? `, mean ${duration(w.mean_seconds)}` : '';
+  return `${number(w.running)} running, ${number(w.done)} done${failed}${mean}`;
+}
+
+// The panel's cards, each with its figures: [id, label, text of (state, counters)].
+const CARDS = [
+  ['Writes', [
+    ['engine-state', 'State', (s) => (s.writable ? 'Writable' : `Read-only: ${s.read_only_reason}`)],
+    ['memtable', 'Memtables', (s) => `${bytes(s.memtable_bytes)}, ${number(s.memtable_points)} points`],
+    ['memtable-sealed', 'Sealed', (s) => `${number(s.sealed_memtables)} (budget ${bytes(s.memtable_budget)})`],
+    ['wal', 'WAL', (s) => `${number(s.wal_segments)} segment(s), ${bytes(s.wal_bytes)}`],
+  ]],
+  ['Background work', [
+    ['flushes', 'Flushes', (s) => work(s.flushes)],
+    ['compactions', 'Compactions', (s) => work(s.compactions)],
+  ]],
+  ['Disk', [
+    ['disk-free', 'Free', (s) => `${bytes(s.disk_free)} of ${bytes(s.disk_total)}`],
+    ['data-dir-bytes', 'Data directory', (s) => bytes(s.data_dir_bytes)],
+    ['data-dir', 'Path', (s) => s.data_dir],
+  ]],
+  ['Since start', [
+    ['total-points', 'Points written (MQTT)', (_s, c) => number(c.points_written)],
+    ['total-rejected', 'Payloads rejected', (_s, c) => number(c.mqtt_payloads_rejected)],
+  ]],
+];
+const FIGURES = CARDS.flatMap(([, figures]) => figures);
+
+function engineView() {
+  const alert = el('p', { id: 'engine-alert', class: 'error', role: 'alert', hidden: true });
+  const values = Object.fromEntries(FIGURES.map(([id]) => [id, el('dd', { id }, '—')]));
+  const card = (title, ...content) => el('section', { class: 'card' }, el('h3', {}, title), ...content);
+  const tsfiles = el('p', { id: 'tsfiles' }, '—');
+  const levels = el('div', { id: 'tsfile-levels' });
+  const root = el('div', { id: 'engine' }, alert, el('div', { class: 'grid' },
+    CARDS.slice(0, 2).map(([title, figures]) => card(title, kv(figures, values))),
+    card('TsFiles', tsfiles, levels),
+    CARDS.slice(2).map(([title, figures]) => card(title, kv(figures, values)))));
+  let shownLevels = null;
+  const say = (node, text) => { if (node.textContent !== text) node.textContent = text; };
+
+  function update(state, counters) {
+    if (!state) {
+      alert.hidden = true;
+      say(tsfiles, 'This storage backend reports no engine state.');
+      return;
+    }
+    for (const [id, , text] of FIGURES) say(values[id], text(state, counters));
+    values['engine-state'].className = state.writable ? 'ok' : 'error';
+    alert.hidden = state.writable;
+    say(alert, state.writable ? '' : `Writes are refused: ${state.read_only_reason}`);
+    say(tsfiles, `${number(state.tsfiles)} file(s), ${bytes(state.tsfile_bytes)}`);
+    const key = JSON.stringify(state.tsfile_levels);
+    if (key !== shownLevels) {
+      shownLevels = key;
+      levels.replaceChildren(levelTable(state.tsfile_levels));
+    }
+  }
+  function failed(message) {
+    alert.hidden = false;
+    say(alert, message);
+  }
+  return { root, update, failed };
+}
+
+function kv(figures, values) {
+  return el('dl', { class: 'kv' }, figures.flatMap(([id, label]) => [el('dt', {}, label), values[id]]));
+}
+
+function levelTable(levels) {
+  if (!levels.length) return el('p', { class: 'muted' }, 'No TsFile yet: the data is in memtables and the WAL.');
+  return el('table', {}, el('caption', { class: 'visually-hidden' }, 'TsFiles per level'),
+    el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Level'), el('th', { scope: 'col', class: 'num' }, 'Files'),
+      el('th', { scope: 'col', class: 'num' }, 'Bytes'))),
+    el('tbody', {}, levels.map((l) => el('tr', {}, el('td', {}, `L${l.level}`),
+      el('td', { class: 'num' }, number(l.files)), el('td', { class: 'num' }, bytes(l.bytes))))));
 }
