@@ -56,6 +56,7 @@ def configure(
     settings = load_settings(path, extra_options=extra, environ=environ, overrides=overrides,
                              unused_keys=_other_formatters_keys(first_pass.mqtt_payload_formatter))
     formatter = load_formatter(settings, manager)
+    manager.hook.iotdb_configure(settings=settings, plugins=manager)
     return Runtime(settings, manager, formatter)
 
 

@@ -16,6 +16,7 @@ import pluggy
 from iotdb_core.backend import StorageBackend
 from iotdb_core.config import Option, Settings
 from iotdb_core.formatter import FormatContext
+from iotdb_core.metrics import MetricFigure
 from iotdb_core.model import FlushInfo, Row
 
 if TYPE_CHECKING:
@@ -33,6 +34,18 @@ def iotdb_config_options() -> Sequence[Option]:  # type: ignore[empty-body]
     """Declare configuration keys of this plugin, so they are validated and documented like the core's.
 
     :return: the options this plugin reads from :class:`~iotdb_core.config.Settings`.
+    """
+
+
+@hookspec
+def iotdb_configure(settings: Settings, plugins: pluggy.PluginManager) -> None:
+    """Called once the configuration is validated, before the engine opens.
+
+    A plugin that configuration turns on registers its working parts in ``plugins`` here (``plugins.register``),
+    so that while it is off it costs nothing on the write path (the engine skips hooks nobody implements).
+
+    :param settings: the running configuration.
+    :param plugins: the plugin manager.
     """
 
 
@@ -108,4 +121,13 @@ def iotdb_storage_backend(data_dir: Path, settings: Settings) -> StorageBackend 
     :param data_dir: the configured data directory.
     :param settings: the running configuration.
     :return: an open engine-like object, or ``None`` to use the built-in engine.
+    """
+
+
+@hookspec
+def iotdb_metrics() -> Sequence[MetricFigure]:  # type: ignore[empty-body]
+    """Report figures of this plugin for ``GET /metrics`` (and so ``iotdb status``); called at scrape time,
+    from a thread of the REST service, so it must be quick and thread-safe.
+
+    :return: the figures, each exposed as ``iotdb_<name>``.
     """

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import pluggy
+
 #: Every counter with its meaning; the names are the keys of :meth:`ServiceCounters.snapshot`.
 COUNTERS: dict[str, str] = {
     "mqtt_connections_current": "MQTT connections open now",
@@ -30,6 +32,11 @@ COUNTERS: dict[str, str] = {
     "mqtt_messages_dropped": "copies dropped: a subscriber's queue full, expired, or too large for it",
     "mqtt_subscriptions_current": "MQTT subscriptions now",
     "mqtt_retained_current": "retained MQTT messages now",
+    "mqtt_upstream_connections_current": "upstream brokers connected now",
+    "mqtt_upstream_connects_total": "connections upstream brokers accepted",
+    "mqtt_upstream_connect_failures": "connection attempts to upstream brokers that failed or were refused",
+    "mqtt_upstream_messages_received": "messages received from upstream brokers",
+    "mqtt_upstream_messages_acknowledged": "QoS 1 and 2 messages acknowledged to upstream brokers once durable",
     "engine_flushes_total": "memtables flushed into TsFiles (counted through the iotdb_after_flush hook)",
     "engine_flushed_bytes_total": "bytes of the TsFiles written by flushes",
     "engine_flushed_points_total": "points written into TsFiles by flushes",
@@ -45,6 +52,21 @@ QUERY_BUCKETS: tuple[float, ...] = (
 HISTOGRAMS: dict[str, tuple[str, str, Sequence[float]]] = {
     QUERY_DURATION: ("time to parse, run and encode a query, by the service that ran it", "surface", QUERY_BUCKETS),
 }
+
+
+@dataclass(frozen=True)
+class MetricFigure:
+    """One figure a plugin reports through ``iotdb_metrics``: exposed as ``iotdb_<name>`` with its labels.
+
+    ``kind`` is ``gauge`` or ``counter``; figures of one name should come together and share description
+    and kind.
+    """
+
+    name: str
+    value: float
+    description: str
+    kind: str = "gauge"
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,3 +182,8 @@ class ServiceCounters:
         """All counters at one instant."""
         with self._lock:
             return dict(self._values)
+
+
+def plugin_figures(plugins: pluggy.PluginManager) -> list[MetricFigure]:
+    """Every figure the plugins report through ``iotdb_metrics``, in registration order."""
+    return [figure for figures in plugins.hook.iotdb_metrics() for figure in figures]

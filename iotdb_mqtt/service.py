@@ -18,7 +18,7 @@ from iotdb_core.deadletter import DeadLetterLog
 from iotdb_core.engine_metrics import FlushObserver
 from iotdb_core.errors import ConfigError
 from iotdb_core.fleet import ClientRegistry
-from iotdb_core.metrics import COUNTERS, ServiceCounters
+from iotdb_core.metrics import COUNTERS, ServiceCounters, plugin_figures
 from iotdb_core.tls import ServerTls, TlsListeners
 from iotdb_mqtt.acl import TopicAcl
 from iotdb_mqtt.broker.retained import RetainedStore
@@ -27,6 +27,7 @@ from iotdb_mqtt.delivery import QueueLimits
 from iotdb_mqtt.ingest import Ingestor
 from iotdb_mqtt.router import Router
 from iotdb_mqtt.server import MqttClientDirectory, MqttServer
+from iotdb_mqtt.upstream import UpstreamConfig, UpstreamIngestion
 from iotdb_mqtt.websocket import WebSocketListener
 
 log = logging.getLogger("iotdb.serve")
@@ -88,7 +89,12 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
     websockets: list[WebSocketListener] = []
     users: UserStore | None = None
     rpc: Any = None
+    upstream: UpstreamIngestion | None = None
     try:
+        upstream_config = UpstreamConfig.from_settings(settings)
+        if upstream_config is not None and not settings.enable_mqtt_service:
+            raise ConfigError("mqtt_upstream_uris is set but enable_mqtt_service=false: upstream ingestion runs in "
+                              "the MQTT service")
         users = UserStore.open(data_dir)
         users.watch()  # `iotdb user ...` from another process applies within WATCH_INTERVAL_S
         if not users.created_root and users.root_has_default_password():
@@ -104,7 +110,8 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             counters = ServiceCounters([*COUNTERS, *REST_COUNTERS])
             console = Console(engine, settings, users, counters, dead_letters=dead_letters, clients=clients,
                               plugins=runtime.plugins)
-            rest = RestServer(engine, settings, users, counters, console=console, tls=rest_tls)
+            rest = RestServer(engine, settings, users, counters, console=console, tls=rest_tls,
+                              figures=lambda: plugin_figures(runtime.plugins))
             await rest.start()
             host, port = rest.address
             log.info("iotdb %s serving REST %son %s:%d", __version__, "over HTTPS " if rest_tls else "", host, port)
@@ -136,6 +143,9 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
                 host, port = websocket.address
                 log.info("iotdb %s serving MQTT over %s on %s:%d, path %s", __version__,
                          "secure WebSocket" if ws_tls else "WebSocket", host, port, websocket.path)
+            if upstream_config is not None:
+                upstream = UpstreamIngestion(server, upstream_config)
+                upstream.start()
         else:
             log.info("iotdb %s running without MQTT (enable_mqtt_service=false), data directory %s",
                      __version__, data_dir.resolve())
@@ -144,6 +154,8 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
+        if upstream is not None:
+            await upstream.stop()
         if rest is not None:
             await rest.stop()
         for websocket in websockets:

@@ -2,9 +2,10 @@
 
 The Prometheus text is parsed with ``prometheus_client``'s parser and shown as tables: the process (memory,
 CPU, file descriptors, threads, uptime), the engine (read-only state, memtables, WAL, TsFiles per level,
-flushes, disk), flushes and compactions (running now, done, failed, durations), MQTT and REST counters, and
-query latency per service. Durations are shown as count, mean and the 50th/90th/99th percentiles estimated
-from the histogram buckets, as Prometheus' ``histogram_quantile`` does.
+flushes, disk), flushes and compactions (running now, done, failed, durations), MQTT and REST counters,
+upstream ingestion and forwarding when configured, and query latency per service. Durations are shown as count,
+mean and the 50th/90th/99th percentiles estimated from the histogram buckets, as Prometheus'
+``histogram_quantile`` does.
 """
 
 from __future__ import annotations
@@ -232,6 +233,34 @@ def _mqtt_rows(figures: Figures) -> list[tuple[str, str]]:
     ]
 
 
+def _upstream_rows(figures: Figures) -> list[tuple[str, str]]:
+    return [
+        ("brokers connected", _count(figures.get("iotdb_mqtt_upstream_connections_current"))),
+        ("connections accepted / failed", f"{_count(figures.get('iotdb_mqtt_upstream_connects_total'))} / "
+                                          f"{_count(figures.get('iotdb_mqtt_upstream_connect_failures'))}"),
+        ("messages received / acknowledged", f"{_count(figures.get('iotdb_mqtt_upstream_messages_received'))} / "
+                                             f"{_count(figures.get('iotdb_mqtt_upstream_messages_acknowledged'))}"),
+    ]
+
+
+def _forward_rows(figures: Figures) -> list[tuple[str, str]]:
+    errors = figures.labelled.get("iotdb_forward_last_error_timestamp_seconds", [])
+    rows = [
+        ("target", "up" if figures.get("iotdb_forward_target_up") else "not acknowledging"),
+        ("lag", f"{_count(figures.get('iotdb_forward_backlog_points'))} points, "
+                f"{figures.get('iotdb_forward_lag_seconds'):.1f} s"),
+        ("backlog", f"{_bytes(figures.get('iotdb_forward_backlog_bytes'))} of "
+                    f"{_bytes(figures.get('iotdb_forward_backlog_max_bytes'))}"),
+        ("points forwarded", _count(figures.get("iotdb_forward_points_forwarded"))),
+        ("failed sends / refused writes", f"{_count(figures.get('iotdb_forward_send_failures'))} / "
+                                          f"{_count(figures.get('iotdb_forward_writes_refused'))}"),
+    ]
+    for labels, at in errors:
+        when = datetime.fromtimestamp(at).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        rows.append(("last error", f"{when}: {labels.get('error', '?')}"))
+    return rows
+
+
 def _rest_rows(figures: Figures) -> list[tuple[str, str]]:
     return [
         ("requests", _count(figures.get("iotdb_rest_requests_total"))),
@@ -260,6 +289,10 @@ def render_status(url: str, figures: Figures, now: float | None = None) -> str:
         _section("Engine", _engine_rows(figures)),
         _work_table(figures),
         _section("MQTT", _mqtt_rows(figures)),
+        *([_section("MQTT upstream", _upstream_rows(figures))]
+          if figures.get("iotdb_mqtt_upstream_connects_total") or figures.get("iotdb_mqtt_upstream_connect_failures")
+          else []),
+        *([_section("Forwarding", _forward_rows(figures))] if "iotdb_forward_backlog_points" in figures.values else []),
         _section("REST", _rest_rows(figures)),
         _latency_table(figures),
     ]) + "\n"

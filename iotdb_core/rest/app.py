@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import errno
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ from iotdb_core.backend import StorageBackend, SupportsHealth
 from iotdb_core.config import Settings
 from iotdb_core.engine_metrics import engine_stats, process_figures
 from iotdb_core.errors import IoTDBError
-from iotdb_core.metrics import ServiceCounters
+from iotdb_core.metrics import MetricFigure, ServiceCounters
 from iotdb_core.query import QueryError, UpdateResult, execute, parse
 from iotdb_core.query.errors import (
     METADATA_ERROR,
@@ -135,9 +135,11 @@ class RestService:
         executor: Executor | None = None,
         auth_executor: Executor | None = None,
         console: Console | None = None,
+        figures: Callable[[], Iterable[MetricFigure]] | None = None,
     ) -> None:
         self.engine = engine
         self.console = console
+        self.figures = figures
         self.settings = settings
         self.users = users
         self.counters = counters
@@ -293,7 +295,8 @@ class RestService:
     # ------------------------------------------------------------------------- work on the thread pool
 
     def _render_metrics(self) -> str:
-        return metrics.render(self.counters, engine=engine_stats(self.engine), process=process_figures())
+        return metrics.render(self.counters, engine=engine_stats(self.engine), process=process_figures(),
+                              plugins=self.figures() if self.figures is not None else ())
 
     def _run_query(self, sql: str, limit: int, user: str) -> Reply:
         try:
@@ -365,11 +368,12 @@ class RestServer:
         shutdown_timeout: float = 30.0,
         console: Console | None = None,
         tls: ServerTls | None = None,
+        figures: Callable[[], Iterable[MetricFigure]] | None = None,
     ) -> None:
         self.settings = settings
         #: HTTPS instead of HTTP (``enable_https``), None for HTTP.
         self.tls = tls
-        self.service = RestService(engine, settings, users, counters, console=console)
+        self.service = RestService(engine, settings, users, counters, console=console, figures=figures)
         self.shutdown_timeout = shutdown_timeout
         self._runner: web.AppRunner | None = None
 

@@ -9,6 +9,7 @@ exposition format (version 0.0.4).
   ``iotdb_flushes_running``, ``iotdb_read_only{reason}``, ``iotdb_data_dir_free_bytes``, ...), the counters of
   :data:`ENGINE_COUNTERS` (failed flushes and compactions) and the histograms of :data:`ENGINE_HISTOGRAMS`
   (``iotdb_flush_duration_seconds``, ``iotdb_compaction_duration_seconds``; their ``_count`` is the number done).
+- Figures plugins report through the ``iotdb_metrics`` hook become ``iotdb_<name>`` with their labels.
 - Each histogram becomes ``iotdb_<name>_bucket{[<label>,]le}``, ``_sum`` and ``_count``.
 - Process figures keep Prometheus' standard names (``process_resident_memory_bytes``, ...).
 
@@ -23,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from iotdb_core.engine_metrics import ProcessFigure
-from iotdb_core.metrics import COUNTERS, Histogram, HistogramSample, ServiceCounters
+from iotdb_core.metrics import COUNTERS, Histogram, HistogramSample, MetricFigure, ServiceCounters
 
 if TYPE_CHECKING:
     from iotdb_core.storage.stats import EngineStats
@@ -163,6 +164,17 @@ def _histogram(lines: list[str], histogram: Histogram) -> None:
         _histogram_series(lines, metric, f'{histogram.label}="{_label(label_value)}"', sample)
 
 
+def _plugin_figures(lines: list[str], figures: Iterable[MetricFigure]) -> None:
+    declared: set[str] = set()
+    for figure in figures:
+        metric = PREFIX + figure.name
+        if metric not in declared:
+            declared.add(metric)
+            _family(lines, metric, figure.kind, figure.description)
+        labels = ",".join(f'{key}="{_label(value)}"' for key, value in figure.labels)
+        lines.append(f"{metric}{{{labels}}} {_number(figure.value)}" if labels else f"{metric} {_number(figure.value)}")
+
+
 def _process(lines: list[str], figures: Iterable[ProcessFigure]) -> None:
     for figure in figures:
         _family(lines, figure.name, figure.kind, figure.description)
@@ -175,13 +187,16 @@ def render(
     *,
     engine: EngineStats | None = None,
     process: Iterable[ProcessFigure] = (),
+    plugins: Iterable[MetricFigure] = (),
 ) -> str:
-    """The exposition text: counters in declaration order, then the engine's figures, histograms, process figures."""
+    """The exposition text: counters in declaration order, then the engine's figures, plugins' figures,
+    histograms, process figures."""
     known = {**COUNTERS, **REST_COUNTERS, **(descriptions or {})}
     lines: list[str] = []
     _counters(lines, counters, known)
     if engine is not None:
         _engine(lines, engine)
+    _plugin_figures(lines, plugins)
     for histogram in counters.histograms():
         _histogram(lines, histogram)
     _process(lines, process)

@@ -15,6 +15,8 @@ import pytest
 from iotdb_core import FlushInfo, FormatContext, Option, Row, hookimpl, hookspecs
 from iotdb_core.bootstrap import configure, open_engine
 from iotdb_core.config import integer
+from iotdb_core.metrics import MetricFigure, ServiceCounters, plugin_figures
+from iotdb_core.rest.metrics import render
 from iotdb_core.storage.engine import Engine
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
@@ -34,6 +36,15 @@ class Recorder:
     def iotdb_config_options(self) -> list[Option]:
         self.record("iotdb_config_options")
         return [Option("recorder_limit", 3, integer(0), "a non-negative integer", "test option")]
+
+    @hookimpl
+    def iotdb_configure(self, settings: Any, plugins: Any) -> None:
+        self.record("iotdb_configure", limit=settings["recorder_limit"], plugins=plugins)
+
+    @hookimpl
+    def iotdb_metrics(self) -> list[MetricFigure]:
+        self.record("iotdb_metrics")
+        return [MetricFigure("recorder_calls", len(self.calls), "hook calls so far", "counter", (("who", "rec"),))]
 
     @hookimpl(wrapper=True)
     def iotdb_format_payload(self, topic: str, payload: bytes, context: FormatContext):  # type: ignore[no-untyped-def]
@@ -75,6 +86,10 @@ def test_every_hook_is_called_by_the_real_components(tmp_path: Path) -> None:
     runtime = configure(conf, plugins=[recorder], environ={}, load_entry_points=False)
     assert runtime.settings["recorder_limit"] == 7
     assert recorder.calls["iotdb_config_options"]
+    assert recorder.calls["iotdb_configure"] == [{"limit": 7, "plugins": runtime.plugins}]
+    text = render(ServiceCounters(), plugins=plugin_figures(runtime.plugins))  # what GET /metrics serves
+    assert recorder.calls["iotdb_metrics"] == [{}]
+    assert "# TYPE iotdb_recorder_calls counter" in text and 'iotdb_recorder_calls{who="rec"} 3' in text
 
     payload = b'{"device": "root.sg.d1", "timestamp": 10, "measurements": ["s1"], "values": [2.5]}'
     context = FormatContext(client_id="dev1", username="root", qos=1)
