@@ -628,7 +628,13 @@ def write_tsfile(path: str | os.PathLike[str], series: Iterable[SeriesData]) -> 
     try:
         try:
             if tsfile_native.available():
-                _write_native(tmp, prepared)
+                try:
+                    _write_native(tmp, prepared)
+                except tsfile_native.NativeWriterError:
+                    # The C library reports only its own error code; the package writer raises the OSError
+                    # (a full or unwritable disk is then recognised as such), or writes the file after all.
+                    tmp.unlink(missing_ok=True)
+                    _write_python(tmp, prepared)
             else:
                 _write_python(tmp, prepared)
         except (LibraryError, tsfile_native.NativeWriterError) as exc:
