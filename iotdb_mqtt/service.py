@@ -25,6 +25,7 @@ from iotdb_mqtt.delivery import QueueLimits
 from iotdb_mqtt.ingest import Ingestor
 from iotdb_mqtt.router import Router
 from iotdb_mqtt.server import MqttClientDirectory, MqttServer
+from iotdb_mqtt.tap import MqttTopicTap
 from iotdb_mqtt.websocket import WebSocketListener
 
 log = logging.getLogger("iotdb.serve")
@@ -100,6 +101,7 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             users.on_change(_closing_connections_of(server, loop))
             await server.start()
             clients.register(MqttClientDirectory(server))
+            clients.register_tap(MqttTopicTap(server.router, server.acl))
             host, port = server.address
             log.info("iotdb %s serving MQTT on %s:%d with formatter %r, data directory %s",
                      __version__, host, port, settings.mqtt_payload_formatter, data_dir.resolve())
