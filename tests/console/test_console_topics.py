@@ -132,6 +132,7 @@ def test_live_view_shows_retained_and_live_messages_with_pause_and_clear(console
         assert shown["sensors/line1/raw"]["payload"] == "ff 00 10"
         assert "hex, 3 bytes" in shown["sensors/line1/raw"]["meta"]
         assert shown["sensors/line1/note"]["payload"] == "door open"
+        page.do("screenshot", name="topics", full=False)
 
         stop = threading.Event()
 
@@ -151,7 +152,6 @@ def test_live_view_shows_retained_and_live_messages_with_pause_and_clear(console
             feeder.join()
         assert rated["state"]["rate"] > 0 and rated["rate"].endswith("messages/s") and rated["rate"] != "0 messages/s"
         assert rated["state"]["dropped"] == 0 and rated["dropped"] == "0"
-        page.do("screenshot", name="topics", full=False)
 
         settled = page.do("liveUntil", count=len(rated["state"]["messages"]))
         paused = page.do("liveButton", name="Pause")
