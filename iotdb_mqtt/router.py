@@ -95,6 +95,9 @@ class Router:
         #: :mod:`iotdb_mqtt.reads`); None: every subscription receives what it matches. Anonymous subscribers
         #: are not asked.
         self.may_receive: Callable[[str, ApplicationMessage], bool] | None = None
+        #: Watchers of the routed messages (the console's live topic view), by their tree client id.
+        self._taps: dict[str, Callable[[ApplicationMessage], None]] = {}
+        self._next_tap = 1
         if session_log is not None:
             for stored in session_log.sessions().values():
                 self._restore(stored)
@@ -322,7 +325,12 @@ class Router:
         copies = 0
         for delivery in deliveries:
             session = sessions.get(delivery.client_id)
-            if session is None or not self._may_receive(session, message):
+            if session is None:
+                tap = self._taps.get(delivery.client_id)
+                if tap is not None:
+                    tap(message)
+                continue
+            if not self._may_receive(session, message):
                 continue
             qos = delivery.qos if delivery.qos < message.qos else message.qos
             retain = message.retain and delivery.retain_as_published
@@ -357,6 +365,27 @@ class Router:
     def _is_online(self, client_id: str) -> bool:
         session = self._sessions.get(client_id)
         return session is not None and session.queue.online
+
+    # ------------------------------------------------------------------ taps
+
+    def add_tap(self, topic_filter: str, receive: Callable[[ApplicationMessage], None]) -> str:
+        """Call ``receive`` (on the event loop) with every message routed to a topic matching ``topic_filter``.
+
+        A tap is a subscription in the tree under a client id no MQTT client can have (it starts with U+0000),
+        so it costs routing nothing more than a subscriber does, and nothing at all while there is none. It
+        sees messages as published (QoS and retain flag) and is not counted as a delivery. Returns the tap's id
+        for :meth:`remove_tap`. Raises ``ValueError`` for an invalid filter.
+        """
+        tap_id = f"\0tap/{self._next_tap}"
+        self._next_tap += 1
+        self.tree.subscribe(Subscription(tap_id, topic_filter, SubscriptionOptions(2, retain_as_published=True)))
+        self._taps[tap_id] = receive
+        return tap_id
+
+    def remove_tap(self, tap_id: str) -> None:
+        """Stop a tap (nothing happens for an unknown id)."""
+        if self._taps.pop(tap_id, None) is not None:
+            self.tree.remove_client(tap_id)
 
     # ------------------------------------------------------------------ retained messages
 

@@ -27,6 +27,7 @@ from iotdb_mqtt.delivery import QueueLimits
 from iotdb_mqtt.ingest import Ingestor
 from iotdb_mqtt.router import Router
 from iotdb_mqtt.server import MqttClientDirectory, MqttServer
+from iotdb_mqtt.tap import MqttTopicTap
 from iotdb_mqtt.upstream import UpstreamConfig, UpstreamIngestion
 from iotdb_mqtt.websocket import WebSocketListener
 
@@ -132,6 +133,7 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
             users.on_change(_closing_connections_of(server, loop))
             await server.start()
             clients.register(MqttClientDirectory(server))
+            clients.register_tap(MqttTopicTap(server.router, server.acl))
             _log_mqtt_listeners(server, settings, data_dir)
             served: list[ServerTls | None] = [None] if settings.mqtt_ws_port >= 0 else []
             if broker_tls is not None and settings.mqtt_wss_port >= 0:

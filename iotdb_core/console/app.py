@@ -17,6 +17,7 @@
     GET  /console/api/deadletters?text=&client_id=&topic=&reason=&limit=
     POST /console/api/deadletters/reingest   {"id", "payload", "payload_encoding"?, "topic"?}
     POST /console/api/deadletters/discard    {"id"}
+    GET  /console/api/topics/stream?filter=   the live topic view: Server-Sent Events (see topics.py)
     GET  /console/api/users                                                     (administrators)
     POST /console/api/users                  {"name", "password"}               (administrators)
     POST /console/api/users/password         {"name", "password"}               (administrators)
@@ -56,6 +57,7 @@ from iotdb_core.console.engine_state import engine_state
 from iotdb_core.console.explorer import ExplorerError, PlotRequest, device_series, plot, series_tree
 from iotdb_core.console.sessions import COOKIE, CSRF_HEADER, Session, SessionStore
 from iotdb_core.console.sql import run_sql
+from iotdb_core.console.topics import LiveViewError, TopicStreams
 from iotdb_core.deadletter import DeadLetterChanged, DeadLetterLog
 from iotdb_core.fleet import ClientRegistry
 from iotdb_core.metrics import ServiceCounters
@@ -136,6 +138,7 @@ class Console:
         """A user's password changed or the user was deleted: end that user's console sessions."""
         for name in names:
             self.sessions.close_user(name, keep=self._kept.get(name))
+        self.topics = TopicStreams(self.clients)
 
     # ------------------------------------------------------------------------------------- mounting
 
@@ -163,6 +166,7 @@ class Console:
             ("GET", "/api/deadletters", self.letters),
             ("POST", "/api/deadletters/reingest", self.reingest),
             ("POST", "/api/deadletters/discard", self.discard),
+            ("GET", "/api/topics/stream", self.topic_stream),
             ("GET", "/api/users", self.user_list),
             ("POST", "/api/users", self.user_add),
             ("POST", "/api/users/password", self.user_password),
@@ -171,7 +175,11 @@ class Console:
         for method, path, handler in api:
             console.router.add_route(method, path, handler)
         application.add_subapp(PREFIX.rstrip("/"), console)
+        application.on_shutdown.append(self._end_streams)
         application.on_cleanup.append(self._cleanup)
+
+    async def _end_streams(self, _application: web.Application) -> None:
+        self.topics.close_all("the server is stopping")
 
     async def _cleanup(self, _application: web.Application) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.close)
@@ -409,6 +417,25 @@ class Console:
             raise ConsoleError(409, str(exc)) from None
         log.info("dead letter %s discarded from the console by %s", letter_id, request["user"])
         return _json({"code": 200, "message": "discarded"})
+
+    # ------------------------------------------------------------------------------------- live topic view
+
+    async def topic_stream(self, request: web.Request) -> web.StreamResponse:
+        """Watch a topic filter under the user's topic ACL, as Server-Sent Events."""
+        user, session = request["user"], request["session"]
+
+        def alive() -> str | None:
+            if session is not None and self.sessions.find(session.token) is None:
+                return "the session ended; log in again"
+            if user not in self.users.names():
+                return f"user {user!r} was deleted"
+            return None
+
+        try:
+            return await self.topics.stream(request, user, request.query.get("filter", ""), alive=alive,
+                                            headers=_HEADERS)
+        except LiveViewError as exc:
+            raise ConsoleError(exc.status, exc.message) from None
 
     # ------------------------------------------------------------------------------------- users
 

@@ -149,15 +149,21 @@ def rest(server: ServerProcess, path: str, body: Any = None, *, user: str = "roo
         return error.code, json.loads(error.read() or b"null")
 
 
-@pytest.fixture(scope="module")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """``iotdb serve`` on its defaults (REST and the console on), on ports the OS picks."""
-    server = ServerProcess(tmp_path_factory.mktemp("console")).start(timeout=60)
+def serve_console(tmp_path_factory: pytest.TempPathFactory, **properties: object) -> Iterator[ServerProcess]:
+    """``iotdb serve`` with the console, on ports the OS picks; it must stop cleanly, without a traceback."""
+    server = ServerProcess(tmp_path_factory.mktemp("console"), properties).start(timeout=60)
     assert server.rest_port, server.output
     yield server
     code = server.stop(timeout=60)
     assert code == 0, server.output
     assert "Traceback" not in server.output, server.output
+
+
+@pytest.fixture(scope="module")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """``iotdb serve`` on its defaults (REST and the console on); a test module may override it with other
+    properties through :func:`serve_console`."""
+    yield from serve_console(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

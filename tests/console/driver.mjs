@@ -32,6 +32,21 @@ function watch(p) {
 }
 watch(page);
 
+// What the live topic view holds (window.iotdbConsole.topics) and shows (its list, messages and counts).
+async function liveState() {
+  return {
+    state: await page.evaluate(() => JSON.parse(JSON.stringify(window.iotdbConsole.topics))),
+    items: await page.$$eval('#topics-list li', (items) => items.map((li) => ({
+      topic: li.dataset.topic, meta: li.querySelector('.live-meta').textContent,
+      payload: li.querySelector('.live-payload').textContent }))),
+    error: await page.textContent('#topics-error'),
+    status: await page.textContent('#topics-status'),
+    shown: await page.textContent('#topics-count'),
+    rate: await page.textContent('#topics-rate'),
+    dropped: await page.textContent('#topics-dropped'),
+  };
+}
+
 const consoleData = (key) => page.evaluate((k) => (window.iotdbConsole || {})[k] ?? null, key);
 
 async function go(hash) {
@@ -245,6 +260,69 @@ const actions = {
     await page.getByRole('button', { name: `Delete ${name}` }).click();
     await page.waitForSelector(`#users-list tr[data-user="${name}"]`, { state: 'detached' });
     return page.textContent('#users-message');
+  },
+
+  // The live topic view: fills the filter, clicks Subscribe and answers once the page watches or was refused.
+  async liveSubscribe({ filter }) {
+    await go('topics');
+    await page.getByLabel('Topic filter').fill(filter);
+    await page.getByRole('button', { name: /^Subscribe/ }).click();
+    await page.waitForFunction(() => ['watching', 'refused', 'ended'].includes(window.iotdbConsole.topics.status));
+    return liveState();
+  },
+
+  // Waits until the view holds `count` messages (one on `topic`, a rate above 0, or the stream ended, if asked).
+  async liveUntil({ count = 0, topic = null, rate = false, status = null, timeout = 20000 }) {
+    await page.waitForFunction(([n, t, r, st]) => {
+      const s = window.iotdbConsole.topics;
+      return s.messages.length >= n && (!t || s.messages.some((m) => m.topic === t)) && (!r || s.rate > 0)
+        && (!st || s.status === st);
+    }, [count, topic, rate, status], { timeout });
+    return liveState();
+  },
+
+  async liveButton({ name }) {
+    await page.getByRole('button', { name, exact: true }).click();
+    return liveState();
+  },
+
+  // Keyboard only: Tab from the skip link to the "Live topics" link, Enter; then Tab into the form, type a filter,
+  // Enter subscribes; Tab on through the controls (recording each one's name and whether its focus is visible),
+  // pressing Space on Pause. Waits for `messages` messages after subscribing (the list is a tab stop once it holds one).
+  async liveKeyboard({ filter, tabs = 5, messages = 0 }) {
+    const focused = () => page.evaluate(() => {
+      const e = document.activeElement;
+      const style = getComputedStyle(e);
+      return { tag: e.tagName, id: e.id, name: (e.labels?.[0]?.textContent || e.getAttribute('aria-label') || e.textContent).trim().slice(0, 40),
+        visible: e.matches(':focus-visible') && style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2 };
+    });
+    await page.focus('.skip');
+    const links = [];
+    for (let i = 0; i < 12 && (links.at(-1) || {}).name !== 'Live topics'; i++) {
+      await page.keyboard.press('Tab');
+      links.push(await focused());
+    }
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => document.querySelector('#page h1')?.textContent === 'Live topics');
+    const controls = [await focused()];
+    await page.keyboard.press('Tab');
+    controls.push(await focused());
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type(filter);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction((n) => window.iotdbConsole.topics.status === 'watching'
+      && window.iotdbConsole.topics.messages.length >= n, messages);
+    let pausedBySpace = false;
+    for (let i = 0; i < tabs; i++) {
+      await page.keyboard.press('Tab');
+      const now = await focused();
+      controls.push(now);
+      if (now.id === 'topics-pause') {
+        await page.keyboard.press('Space');
+        pausedBySpace = await page.evaluate(() => window.iotdbConsole.topics.paused);
+      }
+    }
+    return { links, controls, pausedBySpace, state: await liveState() };
   },
 
   async goto({ hash }) {

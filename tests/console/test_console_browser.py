@@ -26,7 +26,7 @@ def test_log_in_and_watch_the_counters_move(console_server: ServerProcess, page:
     assert not refused["loggedIn"] and "wrong user or password" in refused["error"]
     shown = page.do("login", user="root", password="root")
     assert shown["loggedIn"] and shown["who"] == "root"
-    assert shown["nav"] == ["Overview", "Clients", "Data explorer", "SQL", "Dead letters", "Users"]
+    assert shown["nav"] == ["Overview", "Clients", "Data explorer", "SQL", "Dead letters", "Live topics", "Users"]
     publisher = Publisher(console_server, "overview-sensor")
     stop = threading.Event()
 
@@ -222,7 +222,7 @@ def test_keyboard_labels_and_a_phone_sized_window(console_server: ServerProcess,
     walked = page.do("keyboardNavigation", tabs=2)
     assert walked["order"] == ["Skip to content", "Overview", "Clients"]
     assert walked["focused"] == "H1:Clients"
-    for name in ("overview", "clients", "explorer", "sql", "deadletters", "users"):
+    for name in ("overview", "clients", "explorer", "sql", "deadletters", "topics", "users"):
         page.do("goto", hash=name)
         assert page.do("layout")["unlabelled"] == [], name
     page.do("fresh", width=390, height=844)

@@ -9,6 +9,7 @@ const PAGES = {
   explorer: { title: 'Data explorer', load: () => import('./explorer.js') },
   sql: { title: 'SQL', load: () => import('./sql.js') },
   deadletters: { title: 'Dead letters', load: () => import('./deadletters.js') },
+  topics: { title: 'Live topics', load: () => import('./topics.js') },
   users: { title: 'Users', load: () => import('./users.js'), admin: true },
 };
 
