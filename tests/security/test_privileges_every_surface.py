@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from console.conftest import rest
 from console.test_console_api import call, log_in
+from console.test_console_topics import Stream
 from iotdb.Session import Session
 from iotdb.thrift.rpc.ttypes import TSAggregationQueryReq
 from iotdb.utils.exception import StatementExecutionException
@@ -176,6 +177,8 @@ def test_without_read_data_on_root_sg_the_user_gets_nothing_of_it_and_with_the_g
         assert header == "" and "803" in error and "READ_DATA" in error, error
     console = eve.console()
     assert console[0] == NO_PERMISSION and console[1:] == [refused, refused]
+    live_view = Stream(server, "root/#", user="eve", password=password)  # the console's live topic view
+    assert live_view.status == 200
     publisher = PahoSubscriber.to(server, "root-pub")
     other = {"device": "root.other.d1", "timestamp": 2, "measurements": ["x"], "values": [8.0]}
     for topic, row in (("root/sg/d1", {**SG_ROW, "timestamp": 2, "values": [21.5]}), ("root/other/d1", other)):
@@ -184,6 +187,10 @@ def test_without_read_data_on_root_sg_the_user_gets_nothing_of_it_and_with_the_g
     time.sleep(0.2)
     assert [json.loads(m.payload)["device"] for m in subscriber.received()] == ["root.other.d1"], \
         "a subscriber gets only payloads of series it may read"
+    while not live_view.messages:
+        assert live_view.read_event() is not None
+    assert [m["topic"] for m in live_view.messages] == ["root/other/d1"], "the live view shows only those too"
+    live_view.close()
 
     sql(server, "GRANT READ_DATA ON root.sg.** TO USER eve")
     assert eve.rest_v2() == [[20.5, 21.5]]
