@@ -121,7 +121,7 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
         if settings.enable_rpc_service:
             from iotdb_core.rpc import RpcServer  # noqa: PLC0415 - thrift only when serving RPC
 
-            rpc = RpcServer(engine, settings, users, tls=rpc_tls)
+            rpc = RpcServer(engine, settings, users, tls=rpc_tls, counters=counters)
             await rpc.start()
             host, port = rpc.address
             log.info("iotdb %s serving RPC %son %s:%d", __version__, "over TLS " if rpc_tls else "", host, port)

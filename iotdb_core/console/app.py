@@ -132,13 +132,13 @@ class Console:
         self.authenticator = Authenticator(users, self._auth_executor)
         #: Per user, the one session a password change made from it keeps (see :meth:`user_password`).
         self._kept: dict[str, str] = {}
+        self.topics = TopicStreams(self.clients)
         users.on_change(self._credentials_changed)
 
     def _credentials_changed(self, names: frozenset[str]) -> None:
         """A user's password changed or the user was deleted: end that user's console sessions."""
         for name in names:
             self.sessions.close_user(name, keep=self._kept.get(name))
-        self.topics = TopicStreams(self.clients)
 
     # ------------------------------------------------------------------------------------- mounting
 

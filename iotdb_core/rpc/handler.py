@@ -17,6 +17,7 @@ MANAGE_DATABASE.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from iotdb_core.auth import UserStore
 from iotdb_core.authz import ADMIN, AccessDenied, Privilege
 from iotdb_core.config import Settings
 from iotdb_core.datatypes import Compressor, TSEncoding
+from iotdb_core.metrics import QUERY_DURATION, ServiceCounters
 from iotdb_core.paths import PathError, canonical_node, split_path
 from iotdb_core.query import MetadataResult, QueryError, ResultSet, ast, execute, parse
 from iotdb_core.query.errors import ILLEGAL_PATH
@@ -79,6 +81,8 @@ class RpcContext:
     settings: Settings
     users: UserStore
     writers: Executor
+    counters: ServiceCounters | None = None
+    """Where query latencies go (``query_duration_seconds``, ``surface="rpc"``), when the service keeps them."""
 
 
 def _resp(status: TSStatus) -> TSExecuteStatementResp:
@@ -412,12 +416,20 @@ class ConnectionHandler(generated.Iface):
     # ------------------------------------------------------------------------------------------ statements
 
     def _execute(self, session: ClientSession, statement: str, fetch_size: Any) -> TSExecuteStatementResp:
-        outcome = self._run(session, parse(str(statement)))
-        if not isinstance(outcome, (ResultSet, MetadataResult)):
-            return _resp(st.success())
-        pages = pages_of(outcome)
-        query_id = session.add_query(pages)
-        return self._query_resp(pages, query_id, fetch_size)
+        """Parse and run ``statement``; a query's first page is encoded. The time taken, failures included,
+        goes into the query latency histogram."""
+        started = time.perf_counter()
+        try:
+            outcome = self._run(session, parse(str(statement)))
+            if not isinstance(outcome, (ResultSet, MetadataResult)):
+                return _resp(st.success())
+            pages = pages_of(outcome)
+            query_id = session.add_query(pages)
+            return self._query_resp(pages, query_id, fetch_size)
+        finally:
+            counters = self.context.counters
+            if counters is not None:
+                counters.histogram(QUERY_DURATION).observe(time.perf_counter() - started, "rpc")
 
     def _query_resp(self, pages: ResultPages, query_id: int, fetch_size: Any) -> TSExecuteStatementResp:
         size = fetch_size if isinstance(fetch_size, int) and fetch_size > 0 else DEFAULT_FETCH_SIZE

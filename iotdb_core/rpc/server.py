@@ -10,6 +10,7 @@ from typing import Any
 from iotdb_core.auth import UserStore
 from iotdb_core.config import Settings
 from iotdb_core.errors import IoTDBError
+from iotdb_core.metrics import ServiceCounters
 from iotdb_core.rpc.handler import RpcContext
 from iotdb_core.rpc.transport import FramedConnection, connection_factory
 from iotdb_core.tls import ServerTls
@@ -31,11 +32,12 @@ class RpcServer:
     """IoTDB's ``IClientRPCService`` over framed Thrift on one listening socket (``rpc_port=0``: a free port),
     over TLS with ``tls`` (``enable_thrift_ssl``)."""
 
-    def __init__(self, engine: Any, settings: Settings, users: UserStore, *, tls: ServerTls | None = None) -> None:
+    def __init__(self, engine: Any, settings: Settings, users: UserStore, *, tls: ServerTls | None = None,
+                 counters: ServiceCounters | None = None) -> None:
         self.settings = settings
         self.tls = tls
         self.writers = ThreadPoolExecutor(RECORD_WRITERS, thread_name_prefix="iotdb-rpc-write")
-        self.context = RpcContext(engine, settings, users, self.writers)
+        self.context = RpcContext(engine, settings, users, self.writers, counters)
         self.executor = ThreadPoolExecutor(RPC_WORKERS, thread_name_prefix="iotdb-rpc")
         self.connections: set[FramedConnection] = set()
         self._server: asyncio.Server | None = None

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from iotdb.Session import Session
+from iotdb.utils.exception import StatementExecutionException
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -149,6 +151,26 @@ def test_query_latency_histogram_counts_rest_queries(rest: RestClient) -> None:
     assert all(a[1] <= b[1] for a, b in itertools.pairwise(buckets))  # cumulative
     assert buckets[-1][1] == after[key]
     assert after[("iotdb_query_duration_seconds_sum", (("surface", "rest"),))] > 0
+
+
+def test_query_latency_histogram_counts_native_rpc_queries(rest: RestClient, server: ServerProcess) -> None:
+    key = ("iotdb_query_duration_seconds_count", (("surface", "rpc"),))
+    count = scrape(rest)[0].get(key, 0)
+    session = Session(server.rpc_host, server.rpc_port, "root", "root", zone_id="UTC",
+                      connection_timeout_in_ms=int(TIMEOUT * 1000))
+    session.open(False)
+    try:
+        with session.execute_query_statement("SELECT count(v) FROM root.ops.**"):
+            pass
+        with session.execute_raw_data_query(["root.ops.d1.v"], 0, 10):
+            pass
+        with pytest.raises(StatementExecutionException):
+            session.execute_query_statement("SELEC")  # a failed query is timed too
+    finally:
+        session.close()
+    after, _ = scrape(rest)
+    assert after[key] == count + 3
+    assert after[("iotdb_query_duration_seconds_sum", (("surface", "rpc"),))] > 0
 
 
 def test_process_figures(rest: RestClient, server: ServerProcess) -> None:
