@@ -53,6 +53,8 @@ def start_iotdb(directory: Path, args: argparse.Namespace) -> ServerProcess:
     properties: dict[str, object] = {"mqtt_allow_anonymous": "true", "wal_mode": args.wal_mode}
     if args.pool_size is not None:
         properties["mqtt_handler_pool_size"] = args.pool_size
+    if args.event_loop is not None:
+        properties["mqtt_event_loop"] = args.event_loop
     return ServerProcess(directory, properties).start()
 
 
@@ -176,7 +178,7 @@ def run_publish(host: str, port: int, server_pid: int, shape: str, args: argpars
         profiler = None
         if profile_out is not None:
             command = ["py-spy", "record", "--pid", str(server_pid), "--duration", str(max(1, int(args.seconds))),
-                       "--rate", "100", "--nonblocking", "--format", "raw", "-o", str(profile_out)]
+                       "--rate", str(args.profile_rate), "--nonblocking", "--format", "raw", "-o", str(profile_out)]
             if args.profile_mode == "gil":
                 command.append("--gil")
             profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -433,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, default=30.0, help="most seconds to wait for the last acks (default 30)")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument("--pool-size", type=int, default=None, help="mqtt_handler_pool_size (default: server's)")
+    parser.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], default=None,
+                        help="mqtt_event_loop (default: the server's, auto)")
     parser.add_argument("--wal-mode", choices=["SYNC", "ASYNC", "DISABLE"], default="SYNC")
     parser.add_argument("--idle-clients", type=int, default=1000, help="clients of workload c (default 1000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each workload (default 1)")
@@ -440,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server in workloads a, b; keep raw stacks in DIR")
     parser.add_argument("--profile-mode", choices=["gil", "wall"], default="gil",
                         help="gil: only the thread holding the GIL (CPU); wall: every thread, waits included")
+    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (default 100)")
     parser.add_argument("--dir", type=Path, default=None, help="parent of the temporary data directories")
     parser.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
     args = parser.parse_args(argv)
