@@ -225,6 +225,7 @@ def run_publish(host: str, port: int, server_pid: int, shape: str, args: argpars
         "per_client_sent": per_client,
         "loadgen_cpu_pct": 100 * sum(r["cpu_s"] for r in results) / (args.warmup + args.seconds),
         **cpu_split(server_pid, cpu0, cpu1, args.seconds),
+        "server_us_per_msg": 1e6 * (sum(cpu1.values()) - sum(v for k, v in cpu0.items() if k in cpu1)) / max(1, window),
         "host_busy_pct": 100 * (host1[0] - host0[0]) / args.seconds,
         "host_cpus_pct": 100 * (host1[1] - host0[1]) / args.seconds,
         "errors": [e for r in results for e in r["errors"]],
@@ -358,8 +359,8 @@ def _short(frame: str) -> str:
 
 
 def print_table(results: dict) -> None:
-    rows = [("run", "target", "msgs/s", "points/s", "p50 ms", "p99 ms", "srv CPU%", "loop%", "gen CPU%", "host%",
-             "fsync ms", "check")]
+    rows = [("run", "target", "msgs/s", "points/s", "p50 ms", "p99 ms", "srv CPU%", "srv us/msg", "loop%", "gen CPU%",
+             "host%", "fsync ms", "check")]
     for name in ("a", "b"):
         for run, out in enumerate(results.get(name, []), 1):
             for target in ("iotdb", "mosquitto"):
@@ -372,10 +373,12 @@ def print_table(results: dict) -> None:
                         "OK" if r["verified"] else "MISMATCH")
                 rows.append((f"{name}{run}", target, f"{r['msgs_per_s']:,.0f}", f"{r['points_per_s']:,.0f}",
                              f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['server_cpu_pct']:.0f}",
-                             f"{r['server_loop_cpu_pct']:.0f}", f"{r['loadgen_cpu_pct']:.0f}",
+                             f"{r['server_us_per_msg']:.2f}", f"{r['server_loop_cpu_pct']:.0f}",
+                             f"{r['loadgen_cpu_pct']:.0f}",
                              f"{r['host_busy_pct']:.0f}/{r['host_cpus_pct']:.0f}", f"{r['fsync_p50_ms']:.2f}", check))
             if "ratio" in out:
-                rows.append((f"{name}{run}", "iotdb/mosq", f"{out['ratio']:.3f}", "", "", "", "", "", "", "", "", ""))
+                rows.append((f"{name}{run}", "iotdb/mosq", f"{out['ratio']:.3f}", "", "", "", "", "", "", "", "", "",
+                             ""))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     if len(rows) > 1:
         for row in rows:
@@ -413,8 +416,10 @@ def summarize(results: dict) -> dict[str, tuple[float, float, float]]:
     series: dict[str, list[float]] = {}
     for out in results.get("a", []):
         series.setdefault("a iotdb msgs/s", []).append(out["iotdb"]["msgs_per_s"])
+        series.setdefault("a iotdb server CPU us/msg", []).append(out["iotdb"]["server_us_per_msg"])
         if "mosquitto" in out:
             series.setdefault("a mosquitto msgs/s", []).append(out["mosquitto"]["msgs_per_s"])
+            series.setdefault("a mosquitto server CPU us/msg", []).append(out["mosquitto"]["server_us_per_msg"])
             series.setdefault("a ratio", []).append(out["ratio"])
     for out in results.get("b", []):
         series.setdefault("b iotdb points/s", []).append(out["iotdb"]["points_per_s"])
