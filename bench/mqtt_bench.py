@@ -53,6 +53,8 @@ def start_iotdb(directory: Path, args: argparse.Namespace) -> ServerProcess:
     properties: dict[str, object] = {"mqtt_allow_anonymous": "true", "wal_mode": args.wal_mode}
     if args.pool_size is not None:
         properties["mqtt_handler_pool_size"] = args.pool_size
+    if args.event_loop is not None:
+        properties["mqtt_event_loop"] = args.event_loop
     return ServerProcess(directory, properties).start()
 
 
@@ -176,7 +178,7 @@ def run_publish(host: str, port: int, server_pid: int, shape: str, args: argpars
         profiler = None
         if profile_out is not None:
             command = ["py-spy", "record", "--pid", str(server_pid), "--duration", str(max(1, int(args.seconds))),
-                       "--rate", "100", "--nonblocking", "--format", "raw", "-o", str(profile_out)]
+                       "--rate", str(args.profile_rate), "--nonblocking", "--format", "raw", "-o", str(profile_out)]
             if args.profile_mode == "gil":
                 command.append("--gil")
             profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -223,6 +225,7 @@ def run_publish(host: str, port: int, server_pid: int, shape: str, args: argpars
         "per_client_sent": per_client,
         "loadgen_cpu_pct": 100 * sum(r["cpu_s"] for r in results) / (args.warmup + args.seconds),
         **cpu_split(server_pid, cpu0, cpu1, args.seconds),
+        "server_us_per_msg": 1e6 * (sum(cpu1.values()) - sum(v for k, v in cpu0.items() if k in cpu1)) / max(1, window),
         "host_busy_pct": 100 * (host1[0] - host0[0]) / args.seconds,
         "host_cpus_pct": 100 * (host1[1] - host0[1]) / args.seconds,
         "errors": [e for r in results for e in r["errors"]],
@@ -356,8 +359,8 @@ def _short(frame: str) -> str:
 
 
 def print_table(results: dict) -> None:
-    rows = [("run", "target", "msgs/s", "points/s", "p50 ms", "p99 ms", "srv CPU%", "loop%", "gen CPU%", "host%",
-             "fsync ms", "check")]
+    rows = [("run", "target", "msgs/s", "points/s", "p50 ms", "p99 ms", "srv CPU%", "srv us/msg", "loop%", "gen CPU%",
+             "host%", "fsync ms", "check")]
     for name in ("a", "b"):
         for run, out in enumerate(results.get(name, []), 1):
             for target in ("iotdb", "mosquitto"):
@@ -370,10 +373,12 @@ def print_table(results: dict) -> None:
                         "OK" if r["verified"] else "MISMATCH")
                 rows.append((f"{name}{run}", target, f"{r['msgs_per_s']:,.0f}", f"{r['points_per_s']:,.0f}",
                              f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", f"{r['server_cpu_pct']:.0f}",
-                             f"{r['server_loop_cpu_pct']:.0f}", f"{r['loadgen_cpu_pct']:.0f}",
+                             f"{r['server_us_per_msg']:.2f}", f"{r['server_loop_cpu_pct']:.0f}",
+                             f"{r['loadgen_cpu_pct']:.0f}",
                              f"{r['host_busy_pct']:.0f}/{r['host_cpus_pct']:.0f}", f"{r['fsync_p50_ms']:.2f}", check))
             if "ratio" in out:
-                rows.append((f"{name}{run}", "iotdb/mosq", f"{out['ratio']:.3f}", "", "", "", "", "", "", "", "", ""))
+                rows.append((f"{name}{run}", "iotdb/mosq", f"{out['ratio']:.3f}", "", "", "", "", "", "", "", "", "",
+                             ""))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     if len(rows) > 1:
         for row in rows:
@@ -411,8 +416,10 @@ def summarize(results: dict) -> dict[str, tuple[float, float, float]]:
     series: dict[str, list[float]] = {}
     for out in results.get("a", []):
         series.setdefault("a iotdb msgs/s", []).append(out["iotdb"]["msgs_per_s"])
+        series.setdefault("a iotdb server CPU us/msg", []).append(out["iotdb"]["server_us_per_msg"])
         if "mosquitto" in out:
             series.setdefault("a mosquitto msgs/s", []).append(out["mosquitto"]["msgs_per_s"])
+            series.setdefault("a mosquitto server CPU us/msg", []).append(out["mosquitto"]["server_us_per_msg"])
             series.setdefault("a ratio", []).append(out["ratio"])
     for out in results.get("b", []):
         series.setdefault("b iotdb points/s", []).append(out["iotdb"]["points_per_s"])
@@ -433,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, default=30.0, help="most seconds to wait for the last acks (default 30)")
     parser.add_argument("--procs", type=int, default=2, help="load generator processes (default 2)")
     parser.add_argument("--pool-size", type=int, default=None, help="mqtt_handler_pool_size (default: server's)")
+    parser.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], default=None,
+                        help="mqtt_event_loop (default: the server's, auto)")
     parser.add_argument("--wal-mode", choices=["SYNC", "ASYNC", "DISABLE"], default="SYNC")
     parser.add_argument("--idle-clients", type=int, default=1000, help="clients of workload c (default 1000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each workload (default 1)")
@@ -440,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server in workloads a, b; keep raw stacks in DIR")
     parser.add_argument("--profile-mode", choices=["gil", "wall"], default="gil",
                         help="gil: only the thread holding the GIL (CPU); wall: every thread, waits included")
+    parser.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (default 100)")
     parser.add_argument("--dir", type=Path, default=None, help="parent of the temporary data directories")
     parser.add_argument("--json", type=Path, default=None, help="write all results to this JSON file")
     args = parser.parse_args(argv)

@@ -47,6 +47,11 @@ _ROOT_OFFSET = len("root.")
 _CACHE_LIMIT = 65536
 _known_devices: set[str] = set()
 _known_measurements: set[str] = set()
+#: Whole measurement lists already validated (valid, distinct names), each mapped to its tuple: the usual
+#: document repeats one list, which then costs one lookup instead of a check per name.
+_known_lists: dict[tuple[Any, ...], tuple[str, ...]] = {}
+#: ``Row`` built without its generated ``__new__`` (a Python function): the hot path makes one per row.
+_new_tuple = tuple.__new__
 
 Types = tuple[TSDataType | None, ...] | None
 
@@ -72,7 +77,10 @@ class JsonFormatter(PayloadFormatter):
     name: ClassVar[str] = "json"
 
     def format(self, topic: str, payload: bytes, context: FormatContext) -> list[Row]:
-        document = _decode(payload)
+        try:
+            document = ujson.loads(payload)
+        except Exception as exc:  # ujson raises JSONDecodeError, ValueError or OverflowError
+            raise FormatError(_decode_problem(payload, exc)) from None
         if type(document) is dict:
             return _rows_of(document, "")
         if type(document) is list:
@@ -83,13 +91,6 @@ class JsonFormatter(PayloadFormatter):
                 rows.extend(_rows_of(item, f"[{index}]."))
             return rows
         raise FormatError(f"payload: expected a JSON object or an array of objects, got {describe(document)}")
-
-
-def _decode(payload: bytes) -> Any:
-    try:
-        return ujson.loads(payload)
-    except Exception as exc:  # ujson raises JSONDecodeError, ValueError or OverflowError
-        raise FormatError(_decode_problem(payload, exc)) from None
 
 
 def _decode_problem(payload: bytes, exc: Exception) -> str:
@@ -134,8 +135,8 @@ def _rows_of(document: dict[str, Any], where: str) -> list[Row]:
     timestamp = document.get("timestamp", _MISSING)
     if type(timestamp) is not int or not INT64_MIN <= timestamp <= INT64_MAX:
         _check_timestamp(timestamp, f"{where}timestamp")
-    checked = _row_values(values, measurements, types, quick, f"{where}values")
-    return [Row(device, timestamp, measurements, checked, types)]
+    checked = _row_values(values, measurements, types, quick, where, "values")
+    return [_new_tuple(Row, (device, timestamp, measurements, checked, types))]
 
 
 def _batch_rows(
@@ -152,7 +153,7 @@ def _batch_rows(
         raise FormatError(f"{where}values: {len(timestamps)} timestamps but {len(values)} rows of values")
     if types is None and _plainly_valid(timestamps, values, len(measurements)):
         pairs = zip(timestamps, values, strict=True)
-        return [Row(device, timestamp, measurements, tuple(row), None) for timestamp, row in pairs]
+        return [_new_tuple(Row, (device, timestamp, measurements, tuple(row), None)) for timestamp, row in pairs]
     rows = []
     for index, (timestamp, row) in enumerate(zip(timestamps, values, strict=True)):
         if type(timestamp) is not int or not INT64_MIN <= timestamp <= INT64_MAX:
@@ -161,7 +162,7 @@ def _batch_rows(
             raise FormatError(
                 f"{where}values[{index}]: expected an array of {len(measurements)} values, got {describe(row)}"
             )
-        checked = _row_values(row, measurements, types, quick, f"{where}values[{index}]")
+        checked = _row_values(row, measurements, types, quick, where, f"values[{index}]")
         rows.append(Row(device, timestamp, measurements, checked, types))
     return rows
 
@@ -198,6 +199,13 @@ def _check_device(device: Any, where: str) -> None:
 
 
 def _measurements(raw: Any, where: str) -> tuple[str, ...]:
+    if type(raw) is list:
+        try:
+            known = _known_lists.get(tuple(raw))
+        except TypeError:  # an unhashable element (an array or object): the checks below name it
+            known = None
+        if known is not None:
+            return known
     if raw is _MISSING:
         raise FormatError(f"{where}measurements: missing")
     if type(raw) is not list:
@@ -214,7 +222,10 @@ def _measurements(raw: Any, where: str) -> tuple[str, ...]:
             if name in seen:
                 raise FormatError(f"{where}measurements[{index}]: duplicate measurement {name!r}")
             seen.add(name)
-    return tuple(raw)
+    names = tuple(raw)
+    if len(_known_lists) < _CACHE_LIMIT:
+        _known_lists[names] = names
+    return names
 
 
 def _check_measurements(names: list[Any], where: str) -> None:
@@ -270,19 +281,23 @@ def _check_timestamp(timestamp: Any, where: str) -> None:
 
 
 def _row_values(
-    values: Any, measurements: tuple[str, ...], types: Types, quick: tuple[Quick | None, ...], where: str
+    values: Any, measurements: tuple[str, ...], types: Types, quick: tuple[Quick | None, ...], where: str,
+    name: str,
 ) -> tuple[Value | None, ...]:
-    """Check one row of values against its measurements (and declared types) and return it as a tuple."""
+    """Check one row of values against its measurements (and declared types) and return it as a tuple.
+
+    ``where + name`` locates the row in an error (joined only then: this runs once per row).
+    """
     if type(values) is not list:
-        raise FormatError(f"{where}: expected an array of {len(measurements)} values, got {describe(values)}")
+        raise FormatError(f"{where}{name}: expected an array of {len(measurements)} values, got {describe(values)}")
     if len(values) != len(measurements):
-        raise FormatError(f"{where}: {len(measurements)} measurements but {len(values)} values")
+        raise FormatError(f"{where}{name}: {len(measurements)} measurements but {len(values)} values")
     for value in values:
         kind = type(value)
         if kind not in _SCALARS or (kind is str and not is_encodable(value)):
-            _reject_value(values, where)
+            _reject_value(values, where + name)
     if types is not None:
-        _check_declared(values, measurements, types, quick, where)
+        _check_declared(values, measurements, types, quick, where + name)
     return tuple(values)
 
 

@@ -150,6 +150,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "port of plain-text MQTT (0 picks a free one; -1: not served, e.g. to serve only MQTT over TLS)"),
     Option("mqtt_handler_pool_size", 1, integer(1, 1024), "an integer 1-1024",
            "threads that turn publishes into writes"),
+    Option("mqtt_event_loop", "auto", choice("auto", "uvloop", "asyncio"), "auto, uvloop or asyncio",
+           "event loop of `iotdb serve` (MQTT, REST, RPC); auto: uvloop when installed, else asyncio's"),
     Option("mqtt_payload_formatter", "json", non_empty, "an installed formatter name",
            "payload formatter plugin, by entry-point name (`iotdb formatters` lists them)"),
     Option("mqtt_max_message_size", 1048576, integer(16, 268435455), "bytes, 16-268435455",

@@ -128,7 +128,10 @@ class Ingestor:
         outcomes = [STORED] * len(publishes)
         letters: list[DeadLetter] = []
         rows: list[Row] = []
-        owners: list[int] = []
+        #: (index of the first row, index of the publish) for each publish that produced rows, in order.
+        owners: list[tuple[int, int]] = []
+        format_payload = self._format
+        authorizer = self._authorizer if context.username is not None else None
         for index, publish in enumerate(publishes):
             if not publish.write or not publish.ingest:
                 continue
@@ -137,7 +140,7 @@ class Ingestor:
                 continue
             publish.rows = []  # a payload the formatter cannot read carries no series
             try:
-                produced = self._format(publish.topic, publish.payload, context)
+                produced = format_payload(publish.topic, publish.payload, context)
             except FormatError as exc:
                 outcomes[index] = self._reject(letters, context, publish, str(exc))
                 continue
@@ -150,13 +153,13 @@ class Ingestor:
                 outcomes[index] = self._reject(letters, context, publish, "no formatter produced rows")
                 continue
             publish.rows = produced
-            if self._authorizer is not None and context.username is not None:
-                produced, refused = self._authorizer.writable_rows(context.username, produced)
+            if authorizer is not None:
+                produced, refused = authorizer.writable_rows(context.username, produced)
                 if refused:
                     reason = _not_authorized(context, refused, written=bool(produced))
                     outcomes[index] = self._reject(letters, context, publish, reason, NOT_AUTHORIZED)
+            owners.append((len(rows), index))
             rows.extend(produced)
-            owners.extend([index] * len(produced))
         if rows:
             pending = self._engine.write_rows_deferred(rows)
             result = pending.result
@@ -178,13 +181,16 @@ class Ingestor:
                                f"kept in the dead-letter log: {reason}")
         return PublishOutcome(code, _shorten(reason))
 
-    def _attribute_failures(self, failures: Sequence[WriteFailure], rows: Sequence[Row], owners: Sequence[int],
+    def _attribute_failures(self, failures: Sequence[WriteFailure], rows: Sequence[Row],
+                            owners: Sequence[tuple[int, int]],
                             publishes: Sequence[InboundPublish], context: FormatContext,
                             letters: list[DeadLetter], outcomes: list[PublishOutcome]) -> None:
         """Dead-letter each publish whose values the engine rejected, naming every rejected value."""
         owner_of: dict[tuple[str, object], int] = {}
-        for row, owner in zip(rows, owners, strict=True):
-            owner_of.setdefault((row.device, row.timestamp), owner)
+        ends = [start for start, _ in owners[1:]] + [len(rows)]
+        for (start, owner), end in zip(owners, ends, strict=True):
+            for row in rows[start:end]:
+                owner_of.setdefault((row.device, row.timestamp), owner)
         by_publish: dict[int, list[WriteFailure]] = {}
         for failure in failures:
             owner = owner_of.get((failure.device, failure.timestamp), -1)

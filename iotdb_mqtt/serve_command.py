@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 from iotdb_core.bootstrap import configure
 from iotdb_core.cli.arguments import add_location_arguments, data_dir_override
+from iotdb_mqtt import event_loop
 from iotdb_mqtt.service import run_service
 
 
@@ -25,5 +25,5 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until stopped."""
     runtime = configure(args.config, overrides=data_dir_override(args))
-    asyncio.run(run_service(runtime))
+    event_loop.run(lambda: run_service(runtime), runtime.settings.mqtt_event_loop)
     return 0

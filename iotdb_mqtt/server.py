@@ -24,6 +24,7 @@ from iotdb_mqtt.codec.packets import Will
 from iotdb_mqtt.codec.reason_codes import ReasonCode
 from iotdb_mqtt.connection import MqttConnection
 from iotdb_mqtt.delivery import ApplicationMessage
+from iotdb_mqtt.handoff import GroupHandoff
 from iotdb_mqtt.ingest import InboundPublish, IngestedBatch, Ingestor, PublishOutcome
 from iotdb_mqtt.protocol import ServerSession, route_all, will_publish
 from iotdb_mqtt.reads import SubscriberReads
@@ -64,6 +65,11 @@ class MqttServer:
         self.ingest_executor = ingest_executor
         self.auth_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-auth")
         self.durability_executor = ThreadPoolExecutor(1, thread_name_prefix="iotdb-durable")
+        self._ingest_handoff: GroupHandoff[tuple[FormatContext, list[InboundPublish]], IngestedBatch] = GroupHandoff(
+            ingest_executor, self._ingest, workers=settings.mqtt_handler_pool_size)
+        # One thread, so batches become durable, and are acknowledged, in the order they were logged.
+        self._durable_handoff: GroupHandoff[IngestedBatch, list[PublishOutcome]] = GroupHandoff(
+            self.durability_executor, IngestedBatch.wait_durable, settle_each=True)
         self._connections: set[ServerSession] = set()
         #: Closed connections whose received publishes are still being written: :meth:`stop` waits for them too.
         self._draining: set[ServerSession] = set()
@@ -255,11 +261,14 @@ class MqttServer:
     # ------------------------------------------------------------------ ingestion
 
     def submit(self, context: FormatContext, batch: list[InboundPublish]) -> asyncio.Future[IngestedBatch]:
-        """Format and log one batch on the ingest executor, keeping its retained messages."""
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self.ingest_executor, self._ingest, context, batch)
+        """Format and log one batch on the ingest executor, keeping its retained messages.
 
-    def _ingest(self, context: FormatContext, batch: list[InboundPublish]) -> IngestedBatch:
+        Batches queued while an ingest thread is busy are taken by it in one go (see :mod:`iotdb_mqtt.handoff`).
+        """
+        return self._ingest_handoff.submit((context, batch))
+
+    def _ingest(self, item: tuple[FormatContext, list[InboundPublish]]) -> IngestedBatch:
+        context, batch = item
         ingested = self.ingestor.ingest(context, batch)
         for publish in batch:
             if publish.retain and publish.write and not publish.refusal:
@@ -283,8 +292,7 @@ class MqttServer:
         One thread, so batches become durable — and are acknowledged — in the order they were
         logged; a wait usually returns at once because an earlier fsync already covered it.
         """
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self.durability_executor, ingested.wait_durable)
+        return self._durable_handoff.submit(ingested)
 
     def sync_sessions(self) -> asyncio.Future[None]:
         """Make the persistent sessions' log durable on the durability thread, after the fsyncs queued there."""

@@ -21,7 +21,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, cast
 
 from iotdb.thrift.rpc.IClientRPCService import Processor
 from thrift.protocol import TBinaryProtocol, TCompactProtocol
@@ -89,8 +89,8 @@ class FramedConnection(asyncio.Protocol):
     # ------------------------------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's does not subclass asyncio.Transport, so this is not an isinstance check).
+        self.transport = transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.connections.add(self)

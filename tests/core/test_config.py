@@ -67,6 +67,7 @@ def test_bad_value_names_key_value_expectation_file_and_line(tmp_path: Path) -> 
     [
         ("mqtt_port=70000", "a port number 0-65535"),
         ("wal_mode=FAST", "SYNC, ASYNC or DISABLE"),
+        ("mqtt_event_loop=tokio", "auto, uvloop or asyncio"),
         ("enable_mqtt_service=yes", "true or false"),
         ("mqtt_host=", "a host name or IP address"),
         ("integer_string_infer_type=TEXT", "INT32, INT64, FLOAT or DOUBLE"),
