@@ -47,7 +47,8 @@ def test_text_frame_closes_with_1003(server: ServerProcess) -> None:
         client.send_frame(TEXT, b'{"device": "root.sg.d1"}')
         packets, code = client.wait_closed()
         assert packets == [] and code == 1003  # unsupported data [MQTT-6.0.0-1]
-    assert "a text frame; MQTT is carried in binary frames" in server.output
+    # The log line is read from the server's output by another thread: wait for it, do not race it.
+    assert wait_until(lambda: "a text frame; MQTT is carried in binary frames" in server.output)
     still_serving(server, 1)
     assert stop_and_read(server, S1)[S1] == {1: 1.5}
 
