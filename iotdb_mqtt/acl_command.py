@@ -15,8 +15,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "acl", help="list, grant or revoke MQTT topic access",
         description="Manage which MQTT topics each user may publish to (write) and subscribe to (read). root may "
-        "use every topic; any other user only what is granted. Patterns are topic filters in which %%u stands "
-        f"for the user name and %%c for the client id; the user {ANONYMOUS!r} holds the rules of clients "
+        "use every topic; any other user only what is granted. Patterns are topic filters in which %u stands "
+        f"for the user name and %c for the client id; the user {ANONYMOUS!r} holds the rules of clients "
         "without a user name. A running server applies changes within a second.",
     )
     _add_location(parser)
