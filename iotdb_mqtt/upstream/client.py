@@ -15,7 +15,7 @@ import contextlib
 import logging
 import ssl
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from iotdb_core.backoff import Backoff
 from iotdb_core.errors import ConfigError
@@ -60,8 +60,8 @@ class UpstreamConnection(asyncio.Protocol):
     # ------------------------------------------------------------------ transport events
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's does not subclass asyncio.Transport, so this is not an isinstance check).
+        self.transport = cast(asyncio.Transport, transport)
         self.session.start(time.monotonic())
         self._schedule_tick()
 
