@@ -39,6 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -129,19 +131,7 @@ def run_upstream(workdir: Path, args: argparse.Namespace, nodes_count: int, *, b
         fsync_ms = probe_fsync(args.probe_dir)
         if backlog:
             return _drain_window(broker, nodes, args, tag, fsync_ms)
-        procs = max(1, min(args.procs, args.clients))
-        pipes, workers = [], []
-        for group in ([i for i in range(args.clients) if i % procs == p] for p in range(procs)):
-            parent, child = _SPAWN.Pipe()
-            worker = _SPAWN.Process(target=publish_worker, args=(child, "127.0.0.1", broker.port, group, "single",
-                                                                 args.inflight, tag), daemon=True)
-            worker.start()
-            pipes.append(parent)
-            workers.append(worker)
-        for pipe in pipes:
-            if not pipe.poll(60):
-                raise RuntimeError("load generator did not connect")
-            pipe.recv()
+        pipes, workers = _start_publishers(broker, args, tag)
         start = time.monotonic() + 0.05
         warm_end, end = start + args.warmup, start + args.warmup + args.seconds
         for pipe in pipes:
@@ -216,10 +206,13 @@ def _drain_window(broker: Broker, nodes: list[ServerProcess], args: argparse.Nam
             "published": published, "stored_points": stored, "verified": stored == 2 * published}
 
 
-def _publish_for(broker: Broker, args: argparse.Namespace, tag: str) -> int:
-    """Run the load generator against the broker for warm-up + window; return the messages it acknowledged."""
+def _start_publishers(broker: Broker, args: argparse.Namespace,
+                      tag: str) -> tuple[list[Connection], list[BaseProcess]]:
+    """Start the load generator's processes (the clients split over ``--procs``) and wait until all connected;
+    returns their pipes and processes."""
     procs = max(1, min(args.procs, args.clients))
-    pipes, workers = [], []
+    pipes: list[Connection] = []
+    workers: list[BaseProcess] = []
     for group in ([i for i in range(args.clients) if i % procs == p] for p in range(procs)):
         parent, child = _SPAWN.Pipe()
         worker = _SPAWN.Process(target=publish_worker, args=(child, "127.0.0.1", broker.port, group, "single",
@@ -231,6 +224,12 @@ def _publish_for(broker: Broker, args: argparse.Namespace, tag: str) -> int:
         if not pipe.poll(60):
             raise RuntimeError("load generator did not connect")
         pipe.recv()
+    return pipes, workers
+
+
+def _publish_for(broker: Broker, args: argparse.Namespace, tag: str) -> int:
+    """Run the load generator against the broker for warm-up + window; return the messages it acknowledged."""
+    pipes, workers = _start_publishers(broker, args, tag)
     start = time.monotonic() + 0.05
     for pipe in pipes:
         pipe.send(("go", start + args.warmup, start + args.warmup + args.seconds, args.drain))
