@@ -40,11 +40,12 @@ _FLOAT64 = np.dtype(np.float64)
 class ExecutionStats:
     """What aggregate queries read, added up over the statements that were given this object.
 
-    ``scans``: ``Engine.scan`` calls; ``stats_segments``: StatsSegments aggregated from their statistics,
-    standing for ``stats_points`` points; ``expanded_segments``: StatsSegments read back as points (a window
-    bound cuts them); ``points``: points aggregated one by one on the scan path; ``point_reads``: series read
-    wholly as points (raw queries; aggregates against an engine without ``scan``, with a value filter in
-    WHERE, or with more than :data:`MAX_SCAN_RANGES` time intervals).
+    ``scans``: ``Engine.scan_columns`` (or ``scan``) calls; ``stats_segments``: file or block statistics
+    aggregated whole, standing for ``stats_points`` points; ``expanded_segments``: statistics read back as
+    points (a window bound cuts them); ``points``: points aggregated one by one on the scan path;
+    ``point_reads``: series read wholly as points (raw queries; aggregates against an engine without
+    ``scan_columns`` or ``scan``, with a value filter in WHERE, or with more than :data:`MAX_SCAN_RANGES` time
+    intervals).
     """
 
     scans: int = 0
