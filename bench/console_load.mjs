@@ -1,9 +1,9 @@
 // Browser half of bench/console_bench.py: Debian's Chromium (playwright-core from tests/console) loads the
 // console and reports JSON on stdout.
-//   node bench/console_load.mjs <chromium> <base-url> <mode> [arg]
+//   node bench/console_load.mjs <chromium> <base-url> <mode> [arg] [repeat]
 // mode "load": <arg> repetitions of a cold-cache first load of the overview (navigation start to the first
 //   overview answer drawn), with the bytes transferred (Resource Timing transferSize, HTML included).
-// mode "plot": <arg> is a series path; the explorer plots it <repeat=5> times, timing request + draw.
+// mode "plot": <arg> is a series path; the explorer plots it <repeat> (default 5) times, timing request + draw.
 // mode "poll": keeps the overview open for <arg> seconds (the server's polling cost is measured outside).
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(new URL('../tests/console/package.json', import.meta.url));
 const { chromium } = require('playwright-core');
-const [executablePath, base, mode, arg] = process.argv.slice(2);
+const [executablePath, base, mode, arg, repeat = '5'] = process.argv.slice(2);
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'iotdb-console-bench-'));
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath, headless: true, viewport: { width: 1280, height: 900 },
@@ -51,13 +51,14 @@ if (mode === 'load') {
   }
 } else if (mode === 'plot') {
   out.plots = [];
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < Number(repeat); i++) {
     await page.goto('about:blank');
     await page.goto(`${base}/#/explorer?path=${encodeURIComponent(arg)}`);
     await page.waitForFunction(() => window.iotdbConsole && window.iotdbConsole.plot, null, { timeout: 60000 });
     out.plots.push(await page.evaluate(() => {
       const p = window.iotdbConsole.plot;
-      return { drawnMs: p.drawnMs, count: p.count, points: p.points, mode: p.mode };
+      return { drawnMs: p.drawnMs, count: p.count, points: p.points, mode: p.mode,
+        counted: p.counts.reduce((sum, c) => sum + c, 0) };
     }));
   }
 } else if (mode === 'poll') {

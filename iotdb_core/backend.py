@@ -4,11 +4,11 @@
 :class:`iotdb_core.storage.Engine` implements it, and so must an object returned by the
 ``iotdb_storage_backend`` hook (see ``docs/plugins.md``). Calls only some backends offer are separate
 capability protocols, checked with ``isinstance`` (they are ``runtime_checkable``): :class:`SupportsScan`
-(statistics for aggregate pushdown), :class:`SupportsTabletWrites` (many devices' tablets in one durable
-write), :class:`SupportsDelete`, :class:`SupportsTTL`,
-:class:`SupportsHealth` (a read-only state that ``/ping`` reports) and :class:`SupportsStats` (the figures
-``/metrics``, ``iotdb status`` and the console show). A service that finds a capability
-missing answers "not supported" instead of failing.
+(statistics for aggregate pushdown; :class:`SupportsColumnScan` the same as arrays),
+:class:`SupportsTabletWrites` (many devices' tablets in one durable write), :class:`SupportsDelete`,
+:class:`SupportsTTL`, :class:`SupportsHealth` (a read-only state that ``/ping`` reports) and
+:class:`SupportsStats` (the figures ``/metrics``, ``iotdb status`` and the console show). A service that
+finds a capability missing answers "not supported" instead of failing.
 
 This module imports no part of the engine, so plugin code can use it without loading storage.
 """
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from iotdb_core.config import Settings
     from iotdb_core.datatypes import Compressor, TSDataType, TSEncoding
     from iotdb_core.model import Health, Row, Tablet
-    from iotdb_core.storage.results import Segment, SeriesResult, WriteResult
+    from iotdb_core.storage.results import ColumnSegment, Segment, SeriesResult, WriteResult
     from iotdb_core.storage.schema import SeriesSchema
     from iotdb_core.storage.stats import EngineStats
 
@@ -32,6 +32,7 @@ __all__ = [
     "DurableWrite",
     "PendingWriteLike",
     "StorageBackend",
+    "SupportsColumnScan",
     "SupportsDelete",
     "SupportsHealth",
     "SupportsScan",
@@ -151,6 +152,15 @@ class SupportsScan(Protocol):
     def scan(
         self, path: str, start: int | None = None, end: int | None = None, *, bounds: Any = None
     ) -> list[Segment]: ...
+
+
+@runtime_checkable
+class SupportsColumnScan(Protocol):
+    """:class:`SupportsScan` with consecutive statistics as one ``StatsRun`` of parallel arrays (SQL prefers it)."""
+
+    def scan_columns(
+        self, path: str, start: int | None = None, end: int | None = None, *, bounds: Any = None
+    ) -> list[ColumnSegment]: ...
 
 
 @runtime_checkable

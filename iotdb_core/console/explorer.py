@@ -1,16 +1,16 @@
 """The data explorer's answers: the series tree, a device's series statistics, and downsampled plots.
 
-The tree, the statistics, a plot's range and count and raw points go through the SQL layer
-(:func:`iotdb_core.query.parse` and :func:`~iotdb_core.query.execute`) as the logged-in user, as the REST API does:
-the tree lists only what the user's READ_SCHEMA covers, statistics and plots need READ_DATA. A plot of a range
-holding more points than the chart has pixel columns is answered with one window per column (min, max and
-mean) from the engine's block statistics (:mod:`iotdb_core.console.downsample`): an exact ``GROUP BY`` reads
-back each block a window edge cuts, which costs seconds for a chart's thousand windows.
+Everything goes through the SQL layer (:func:`iotdb_core.query.parse` and :func:`~iotdb_core.query.execute`) as
+the logged-in user, as the REST API does: the tree lists only what the user's READ_SCHEMA covers, statistics and
+plots need READ_DATA. A plot of a range holding more points than the chart has pixel columns is an exact
+``GROUP BY`` with at most one window per column (count, min, max and mean), on a grid aligned to the TsFiles'
+block statistics (:func:`plot_grid`): a window bound then cuts no block, so the aggregate pushdown answers
+every window from the blocks' statistics and reads as points only what has none (the memtable, files that
+newer data or tombstones overlap, the blocks the range's own ends cut).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -19,12 +19,13 @@ import numpy as np
 from iotdb_core.auth import Session
 from iotdb_core.authz import Privilege
 from iotdb_core.config import Settings
-from iotdb_core.console.downsample import block_windows
+from iotdb_core.datatypes import TSDataType
 from iotdb_core.paths import canonical_node, join_path, split_path
-from iotdb_core.query import MetadataResult, ResultSet, execute, parse
+from iotdb_core.query import ExecutionStats, MetadataResult, ResultSet, execute, parse
 from iotdb_core.rest.convert import column_to_json
+from iotdb_core.storage.blockstats import MIN_BLOCK_POINTS, ladder
 
-__all__ = ["MAX_PLOT_POINTS", "PlotRequest", "device_series", "plot", "series_tree"]
+__all__ = ["MAX_PLOT_POINTS", "PlotRequest", "device_series", "plot", "plot_grid", "series_tree"]
 
 #: Most windows (pixel columns) a plot may ask for.
 MAX_PLOT_POINTS = 4000
@@ -41,8 +42,10 @@ def _metadata(engine: Any, settings: Settings, sql: str, session: Session | None
     return result
 
 
-def _select(engine: Any, settings: Settings, sql: str, session: Session) -> ResultSet:
-    result = execute(engine, parse(sql), settings=settings, session=session)
+def _select(
+    engine: Any, settings: Settings, sql: str, session: Session, stats: ExecutionStats | None = None
+) -> ResultSet:
+    result = execute(engine, parse(sql), settings=settings, session=session, stats=stats)
     assert isinstance(result, ResultSet)
     return result
 
@@ -105,12 +108,41 @@ def _scalar(result: ResultSet, column: int) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def plot(engine: Any, settings: Settings, request: PlotRequest, session: Session) -> dict[str, Any]:
-    """The points of the range, raw when they fit the pixel columns, else min/max/mean per window.
+def plot_grid(first: int, last: int, count: int, windows: int, precision: str = "ms") -> tuple[int, int]:
+    """``(start, interval)`` of at most ``windows`` equal windows from ``start <= first`` covering ``last``,
+    for ``count`` points in ``[first, last]``.
 
-    Needs READ_DATA on the series (``AccessDenied`` otherwise), checked before anything is read: the windows
-    come from the engine's block statistics, not through a statement. The series' type is looked up without
-    the user's session, as a SELECT reports it to a reader without READ_SCHEMA.
+    TsFile blocks are the spans ``[k * D, (k + 1) * D)`` of a duration ``D`` of the ladder
+    (:func:`~iotdb_core.storage.blockstats.ladder`), each duration dividing the next, and a file's ``D`` is the
+    shortest whose blocks hold :data:`~iotdb_core.storage.blockstats.MIN_BLOCK_POINTS` points on average. So
+    where the points are spread evenly no file has blocks shorter than the ``D`` of their mean density, and
+    windows whose start and interval are multiples of a step at least that long cut no block: the aggregate
+    pushdown answers them from statistics alone. The step is the longest ladder duration from there up to the
+    window that costs at most 5 % of the windows asked for (the shortest, if none). Windows shorter than that
+    ``D`` (a zoomed-in range of at most a few million points) are not aligned: the blocks they cut are read
+    as points. Either way the windows are exact.
+    """
+    span = last - first + 1
+    wanted = -(-span // windows)
+    durations = ladder(precision)
+    dense = next((d for d in durations if d * count >= MIN_BLOCK_POINTS * span), durations[-1])
+    steps = [d for d in durations if dense <= d <= wanted]
+    if not steps:
+        return first, wanted
+    step = next((d for d in reversed(steps) if -(-wanted // d) * d * 20 <= wanted * 21), steps[0])
+    start = first - first % step
+    wanted = -(-(last - start + 1) // windows)
+    return start, -(-wanted // step) * step
+
+
+def plot(engine: Any, settings: Settings, request: PlotRequest, session: Session) -> dict[str, Any]:
+    """The points of the range, raw when they fit the pixel columns, else count/min/max/mean per window.
+
+    Needs READ_DATA on the series (``AccessDenied`` otherwise), checked before anything is read. The series'
+    type is looked up without the user's session, as a SELECT reports it to a reader without READ_SCHEMA.
+    Windows are an exact ``GROUP BY`` on :func:`plot_grid`'s grid, limited to the range by a time filter (so
+    the first window, which may start before the range, holds only the range's points); empty windows are
+    left out.
     """
     began = time.perf_counter()
     path = join_path(*(canonical_node(node) for node in split_path(request.path)))
@@ -135,17 +167,29 @@ def plot(engine: Any, settings: Settings, request: PlotRequest, session: Session
         body.update(mode="raw", timestamps=raw.timestamps.tolist() if raw.timestamps is not None else [],
                     values=column_to_json(raw.values[0], raw.nulls[0], raw.data_types[0]))
     else:
-        interval, windows = block_windows(engine, request.path, first, last, request.points)
-        body.update(mode="windows", interval=interval, timestamps=windows.starts.tolist(),
-                    min=_floats(windows.min), max=_floats(windows.max), mean=_floats(windows.mean),
-                    blocks=windows.blocks, points_read=windows.points_read)
+        start, interval = plot_grid(first, last, count, request.points, settings.timestamp_precision)
+        stats = ExecutionStats()
+        grouped = _select(
+            engine, settings,
+            f"SELECT count({m}), min_value({m}), max_value({m}), avg({m}) FROM {device}"
+            f"{_range_filter(first, last)} GROUP BY ([{start}, {last + 1}), {interval})",
+            session, stats,
+        )
+        counts = grouped.values[0]
+        filled = counts > 0
+        assert grouped.timestamps is not None
+        body.update(mode="windows", interval=interval, timestamps=grouped.timestamps[filled].tolist(),
+                    counts=counts[filled].tolist(),
+                    **{name: _numbers(grouped.values[column][filled], grouped.data_types[column])
+                       for column, name in ((1, "min"), (2, "max"), (3, "mean"))},
+                    blocks=stats.stats_segments, points_read=stats.points)
     body["server_ms"] = round((time.perf_counter() - began) * 1000, 1)
     return body
 
 
-def _floats(values: np.ndarray) -> list[Any]:
-    """A float column as JSON values (NaN, which JSON cannot hold, as null)."""
-    return [None if math.isnan(value) else value for value in values.tolist()]
+def _numbers(values: np.ndarray, data_type: TSDataType | None) -> list[Any]:
+    """A numeric column as JSON values (NaN, which JSON cannot hold and a window holding one gives, as null)."""
+    return column_to_json(values, np.isnan(values) if values.dtype.kind == "f" else None, data_type)
 
 
 def _range_filter(start: int | None, end: int | None) -> str:

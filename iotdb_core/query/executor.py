@@ -3,8 +3,9 @@
 SELECT reads each series once through ``Engine.query`` over the hull of the statement's time filter,
 aligns series by time with ``np.unique`` / ``np.searchsorted``, evaluates value filters as row masks,
 aggregates windows with ``reduceat`` (:mod:`~iotdb_core.query.aggregates`), then fills, orders and pages.
-An aggregate without a value filter, against an engine with ``scan``, reads segments instead
-(:mod:`~iotdb_core.query.pushdown`): a file lying wholly inside a window contributes its statistics.
+An aggregate without a value filter, against an engine with ``scan_columns`` (or ``scan``), reads segments
+instead (:mod:`~iotdb_core.query.pushdown`): a file or block lying wholly inside a window contributes its
+statistics.
 SELECT LAST is served by ``Engine.last``. Metadata statements use ``list_series``, ``list_devices`` and
 ``list_databases``; writes use ``insert_records``, ``create_database`` and ``create_timeseries``.
 ``DELETE``, ``DELETE TIMESERIES`` and ``SET``/``UNSET TTL`` call ``engine.delete``,
@@ -23,7 +24,7 @@ import numpy as np
 
 from iotdb_core.auth import Session
 from iotdb_core.authz import ADMIN, Privilege
-from iotdb_core.backend import StorageBackend, SupportsDelete, SupportsScan, SupportsTTL
+from iotdb_core.backend import StorageBackend, SupportsColumnScan, SupportsDelete, SupportsScan, SupportsTTL
 from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, Compressor, TSDataType, TSEncoding, ValueTypeError
 from iotdb_core.paths import PathError, canonical_node, split_path
@@ -393,8 +394,13 @@ class _Executor:
     def _aggregate_rows(
         self, source: RowSource, windows: tuple[np.ndarray, np.ndarray] | None
     ) -> tuple[np.ndarray | None, list[np.ndarray], list[np.ndarray | None]]:
-        """One aggregate column per select column, from ``Engine.scan`` statistics when it can, else from points."""
-        scan = self.engine.scan if isinstance(self.engine, SupportsScan) else None
+        """One aggregate column per select column, from ``Engine.scan_columns`` (or ``scan``) statistics when it
+        can, else from points."""
+        scan: Any = None
+        if isinstance(self.engine, SupportsColumnScan):
+            scan = self.engine.scan_columns
+        elif isinstance(self.engine, SupportsScan):
+            scan = self.engine.scan
         if scan is not None and source.filter is None and len(source.bound.intervals) <= MAX_SCAN_RANGES:
 
             def column(spec: Any) -> tuple[np.ndarray, np.ndarray | None]:

@@ -20,12 +20,13 @@ version, with ``meta`` and ``{i}_times``, ``{i}_sum``, ... entries) are still re
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ import numpy as np
 from iotdb_core.datatypes import TSDataType
 from iotdb_core.durable import fsync_dir
 from iotdb_core.storage.columns import NUMPY_DTYPE
+from iotdb_core.storage.results import ColumnSegment, PointsSegment, StatsRun
 from iotdb_core.storage.tsfile_io import SeriesData
 
 log = logging.getLogger("iotdb.storage")
@@ -80,6 +82,48 @@ class BlockStats:
 
     def __len__(self) -> int:
         return len(self.start_time)
+
+    def run(self, index: slice) -> StatsRun:
+        """The blocks at ``index`` as a :class:`StatsRun` (views of these arrays)."""
+        return StatsRun(
+            self.start_time[index], self.end_time[index], self.count[index], self.sum[index],
+            None if self.min_value is None else self.min_value[index],
+            None if self.max_value is None else self.max_value[index],
+            self.first_value[index], self.last_value[index],
+        )
+
+
+def block_runs(
+    blocks: BlockStats, lo: int, hi: int, read: Callable[[int, int], PointsSegment | None]
+) -> list[ColumnSegment]:
+    """A file's series within ``[lo, hi]``, where nothing else touches it, from its blocks: a run of each stretch
+    of consecutive usable blocks lying wholly inside, and the points ``read(a, b)`` gives for the rest (blocks
+    the range cuts, blocks with NaN), all in time order."""
+    starts, ends = blocks.start_time, blocks.end_time
+    used = np.flatnonzero(blocks.usable & (starts >= lo) & (ends <= hi))
+    pieces: list[ColumnSegment] = []
+
+    def points(a: int, b: int) -> None:
+        found = read(a, b)
+        if found is not None:
+            pieces.append(found)
+
+    if not len(used):
+        points(lo, hi)
+        return pieces
+    first, last = int(used[0]), int(used[-1])
+    if first > 0 and int(ends[first - 1]) >= lo:
+        points(lo, int(starts[first]) - 1)
+    # Stretches of consecutive used blocks; points lie between two only where unused blocks sit between them.
+    breaks = (np.flatnonzero(np.diff(used) > 1) + 1).tolist()
+    edges = [0, *breaks, len(used)]
+    for a, b in itertools.pairwise(edges):
+        pieces.append(blocks.run(slice(int(used[a]), int(used[b - 1]) + 1)))
+        if b < len(used):
+            points(int(ends[used[b - 1]]) + 1, int(starts[used[b]]) - 1)
+    if last + 1 < len(blocks) and int(starts[last + 1]) <= hi:
+        points(int(ends[last]) + 1, hi)
+    return pieces
 
 
 _Layout = tuple[int, np.ndarray] | None  # (duration, first index of each block), or no blocks

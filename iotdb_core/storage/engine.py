@@ -40,6 +40,7 @@ from iotdb_core.storage.ingest import check_series_encoding
 from iotdb_core.storage.reads import ReadPath
 from iotdb_core.storage.recovery import open_state
 from iotdb_core.storage.results import (
+    ColumnSegment,
     PointsSegment,
     Segment,
     SeriesResult,
@@ -277,6 +278,17 @@ class Engine:
         (:meth:`ReadPath.scan <iotdb_core.storage.reads.ReadPath.scan>` says which segments are statistics)."""
         return self._reads.scan(
             text(path, "scan: path"), bound(start, "scan: start"), bound(end, "scan: end"), bounds=bounds
+        )
+
+    @own_errors
+    def scan_columns(
+        self, path: str, start: int | None = None, end: int | None = None, *, bounds: Any = None
+    ) -> list[ColumnSegment]:
+        """What :meth:`scan` returns, with consecutive statistics as one ``StatsRun`` of arrays
+        (:meth:`ReadPath.scan_columns <iotdb_core.storage.reads.ReadPath.scan_columns>`)."""
+        return self._reads.scan_columns(
+            text(path, "scan_columns: path"), bound(start, "scan_columns: start"), bound(end, "scan_columns: end"),
+            bounds=bounds,
         )
 
     @own_errors

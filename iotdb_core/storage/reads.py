@@ -1,4 +1,4 @@
-"""The read path: ``query``, ``scan`` (statistics for aggregate pushdown) and ``last``.
+"""The read path: ``query``, ``scan`` and ``scan_columns`` (statistics for aggregate pushdown) and ``last``.
 
 A read pins the current :class:`~iotdb_core.storage.version.Version` (its files, memtables and
 tombstones stay as they are while pinned), narrows the range to what TTL leaves visible, reads every
@@ -8,16 +8,17 @@ newest-wins (:func:`~iotdb_core.storage.merge.merge_runs`). ``last`` is served f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, TSDataType
-from iotdb_core.storage.blockstats import BlockStats
+from iotdb_core.storage.blockstats import BlockStats, block_runs
 from iotdb_core.storage.columns import NUMPY_DTYPE
 from iotdb_core.storage.memtable import SeriesKey
 from iotdb_core.storage.merge import Run, merge_runs
-from iotdb_core.storage.results import PointsSegment, Segment, SeriesResult, StatsSegment
+from iotdb_core.storage.results import ColumnSegment, PointsSegment, Segment, SeriesResult, StatsRun
 from iotdb_core.storage.schema import SeriesSchema, split_series_path
 from iotdb_core.storage.state import EngineState
 from iotdb_core.storage.tombstones import covers_all, drop_ranges, hidden_ranges
@@ -27,6 +28,8 @@ from iotdb_core.storage.version import TableFile, Version
 __all__ = ["ReadPath"]
 
 _TAIL_WIDTH = 1024  # first window of the backward search for a series' newest visible point
+_INT64 = np.dtype(np.int64)
+_FLOAT64 = np.dtype(np.float64)
 _STATS_TYPES = frozenset(
     {TSDataType.BOOLEAN, TSDataType.INT32, TSDataType.INT64, TSDataType.FLOAT, TSDataType.DOUBLE}
 )
@@ -75,6 +78,19 @@ class ReadPath:
         lying wholly inside the range instead, and points for the rest.
         Everything else is in :class:`PointsSegment` segments, merged newest-wins as ``query`` merges them.
         """
+        segments: list[Segment] = []
+        for piece in self.scan_columns(path, start, end, bounds=bounds):
+            if isinstance(piece, StatsRun):
+                segments.extend(piece.segments())
+            else:
+                segments.append(piece)
+        return segments
+
+    def scan_columns(
+        self, path: str, start: int | None = None, end: int | None = None, *, bounds: Any = None
+    ) -> list[ColumnSegment]:
+        """What :meth:`scan` returns, with consecutive statistics as one :class:`StatsRun` of arrays (a file's
+        usable blocks in one run, a whole file in a run of one) instead of one StatsSegment each."""
         s = self.state
         s.check_open()
         device, measurement = split_series_path(path)
@@ -91,7 +107,7 @@ class ReadPath:
 
     def _scan(
         self, version: Version, key: SeriesKey, schema: SeriesSchema, low: int, high: int, cuts: np.ndarray | None
-    ) -> list[Segment]:
+    ) -> list[ColumnSegment]:
         data_type = schema.data_type
         candidates: list[TableFile] = []
         spans: dict[int, tuple[int, int]] = {}  # a candidate's time range clipped to [low, high]
@@ -134,7 +150,7 @@ class ReadPath:
                     changed = True
         runs.sort(key=lambda item: item[0])
         merged = merge_runs([run for _, run in runs])
-        segments: list[Segment] = []
+        segments: list[ColumnSegment] = []
         position = 0
         for table in sorted(candidates, key=lambda t: spans[id(t)][0]):
             lo, hi = spans[id(table)]
@@ -145,21 +161,9 @@ class ReadPath:
                 position = cut
             blocks = blocks_of[id(table)]
             if blocks is None:
-                info = table.series[key]
-                segments.append(
-                    StatsSegment(
-                        info.start_time,
-                        info.end_time,
-                        info.count,
-                        float(info.sum_value),  # type: ignore[arg-type]
-                        info.min_value,
-                        info.max_value,
-                        info.first_value,  # type: ignore[arg-type]
-                        info.last_value,  # type: ignore[arg-type]
-                    )
-                )
+                segments.append(_file_run(table.series[key], data_type))
             else:
-                segments.extend(_block_segments(table, key, data_type, blocks, lo, hi))
+                segments.extend(block_runs(blocks, lo, hi, _reader(table, key, data_type)))
         if merged is not None and position < len(merged[0]):
             segments.append(PointsSegment(merged[0][position:], merged[1][position:]))
         return segments
@@ -265,46 +269,31 @@ def _whole_file_exact(info: SeriesInfo, data_type: TSDataType) -> bool:
         return False
     return data_type is TSDataType.BOOLEAN or (info.min_value is not None and info.max_value is not None)
 
-def _block_segments(
-    table: TableFile, key: SeriesKey, data_type: TSDataType, blocks: BlockStats, lo: int, hi: int
-) -> list[Segment]:
-    """A file's series within ``[lo, hi]`` (nothing else touching it there): one StatsSegment per usable block
-    lying wholly inside, points read from the file for the rest (blocks cut by the range, blocks with NaN)."""
-    starts, ends = blocks.start_time, blocks.end_time
-    used = np.flatnonzero(blocks.usable & (starts >= lo) & (ends <= hi))
-    segments: list[Segment] = []
+def _file_run(info: SeriesInfo, data_type: TSDataType) -> StatsRun:
+    """A file's statistics of a series as a run of one."""
+    dtype = NUMPY_DTYPE[data_type]
 
-    def read(a: int, b: int) -> None:
+    def one(value: Any, kind: np.dtype = dtype) -> np.ndarray:
+        return np.array([value], dtype=kind)
+
+    boolean = data_type is TSDataType.BOOLEAN
+    return StatsRun(
+        one(info.start_time, _INT64), one(info.end_time, _INT64), one(info.count, _INT64),
+        one(float(info.sum_value), _FLOAT64),  # type: ignore[arg-type]
+        None if boolean else one(info.min_value), None if boolean else one(info.max_value),
+        one(info.first_value), one(info.last_value),
+    )
+
+
+def _reader(table: TableFile, key: SeriesKey, data_type: TSDataType) -> Callable[[int, int], PointsSegment | None]:
+    """Reads a file's points of a series within ``[a, b]``, as a segment (None when it holds none there)."""
+
+    def read(a: int, b: int) -> PointsSegment | None:
         run = table.read(key, data_type, a, b)
-        if run is not None and len(run[0]):
-            segments.append(PointsSegment(run[0], run[1]))
+        return PointsSegment(run[0], run[1]) if run is not None and len(run[0]) else None
 
-    if not len(used):
-        read(lo, hi)
-        return segments
-    first, last = int(used[0]), int(used[-1])
-    # Points lie between two used blocks only where an unused block sits between them.
-    gaps = np.flatnonzero(np.diff(used) > 1)
-    gap_after = set(used[gaps].tolist())
-    columns = [
-        starts[used].tolist(),
-        ends[used].tolist(),
-        blocks.count[used].tolist(),
-        blocks.sum[used].tolist(),
-        [None] * len(used) if blocks.min_value is None else blocks.min_value[used].tolist(),
-        [None] * len(used) if blocks.max_value is None else blocks.max_value[used].tolist(),
-        blocks.first_value[used].tolist(),
-        blocks.last_value[used].tolist(),
-    ]
-    if first > 0 and int(ends[first - 1]) >= lo:
-        read(lo, int(starts[first]) - 1)
-    for place, (index, *row) in enumerate(zip(used.tolist(), *columns, strict=True)):
-        segments.append(StatsSegment(*row))
-        if index in gap_after:
-            read(row[1] + 1, columns[0][place + 1] - 1)
-    if last + 1 < len(blocks) and int(starts[last + 1]) <= hi:
-        read(int(ends[last]) + 1, hi)
-    return segments
+    return read
+
 
 def _holds_between(timestamps: np.ndarray, low: int, high: int) -> bool:
     """True when sorted ``timestamps`` hold a time within ``[low, high]``."""

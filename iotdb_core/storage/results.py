@@ -1,7 +1,9 @@
-"""What the engine's calls return: write outcomes, query results and the segments of :meth:`Engine.scan`."""
+"""What the engine's calls return: write outcomes, query results and the segments of :meth:`Engine.scan` and
+:meth:`Engine.scan_columns`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -89,3 +91,68 @@ class PointsSegment:
 
 
 Segment = StatsSegment | PointsSegment
+
+
+@dataclass(frozen=True, slots=True)
+class StatsRun:
+    """Consecutive statistics of one series as parallel arrays: entry ``i`` is what a :class:`StatsSegment`
+    holds (a whole TsFile's series, or one of its blocks), in time order and without overlap.
+
+    ``start_time``, ``end_time`` and ``count`` are int64, ``sum`` float64, the others the series' dtype;
+    ``min_value``/``max_value`` are None for BOOLEAN. One object stands for thousands of blocks, so a scan of
+    a large series costs array work, not an object per block.
+    """
+
+    start_time: np.ndarray
+    end_time: np.ndarray
+    count: np.ndarray
+    sum: np.ndarray
+    min_value: np.ndarray | None
+    max_value: np.ndarray | None
+    first_value: np.ndarray
+    last_value: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.start_time)
+
+    def take(self, index: np.ndarray | slice) -> StatsRun:
+        """The entries at ``index`` (ascending), as a run of their own."""
+        return StatsRun(
+            self.start_time[index], self.end_time[index], self.count[index], self.sum[index],
+            None if self.min_value is None else self.min_value[index],
+            None if self.max_value is None else self.max_value[index],
+            self.first_value[index], self.last_value[index],
+        )
+
+    def segments(self) -> list[StatsSegment]:
+        """The entries as :class:`StatsSegment` objects, with Python numbers."""
+        size = len(self)
+        return [
+            StatsSegment(*row)
+            for row in zip(
+                self.start_time.tolist(), self.end_time.tolist(), self.count.tolist(), self.sum.tolist(),
+                [None] * size if self.min_value is None else self.min_value.tolist(),
+                [None] * size if self.max_value is None else self.max_value.tolist(),
+                self.first_value.tolist(), self.last_value.tolist(),
+                strict=True,
+            )
+        ]
+
+    @staticmethod
+    def of(segments: Sequence[StatsSegment], dtype: np.dtype) -> StatsRun:
+        """The run of ``segments`` (in time order) of a series whose values have ``dtype``."""
+        boolean = dtype == np.dtype(np.bool_)
+        return StatsRun(
+            np.array([s.start_time for s in segments], dtype=np.int64),
+            np.array([s.end_time for s in segments], dtype=np.int64),
+            np.array([s.count for s in segments], dtype=np.int64),
+            np.array([s.sum for s in segments], dtype=np.float64),
+            None if boolean else np.array([s.min_value for s in segments], dtype=dtype),
+            None if boolean else np.array([s.max_value for s in segments], dtype=dtype),
+            np.array([s.first_value for s in segments], dtype=dtype),
+            np.array([s.last_value for s in segments], dtype=dtype),
+        )
+
+
+#: What :meth:`Engine.scan_columns` returns: runs of statistics and runs of points, in time order.
+ColumnSegment = StatsRun | PointsSegment

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 from iotdb_core.testing.server import ServerProcess
 
 from .conftest import Browser, Publisher, rest
@@ -146,6 +148,12 @@ def test_explorer_downsamples_a_large_series(console_server: ServerProcess, page
     assert 100 <= plot["points"] <= 4000
     assert min(plot["min"]) == 0.0 and max(plot["max"]) == 999.0
     assert plot["timestamps"][0] == 0
+    # The windows are exact: each holds the points of [start, start + interval), the chart draws what they say.
+    interval = plot["interval"]
+    expected = [[float(i % 1000) for i in range(start, min(start + interval, points))] for start in plot["timestamps"]]
+    assert plot["counts"] == [len(inside) for inside in expected] and sum(plot["counts"]) == points
+    assert plot["min"] == [min(inside) for inside in expected] and plot["max"] == [max(inside) for inside in expected]
+    assert plot["values"] == pytest.approx([sum(inside) / len(inside) for inside in expected], abs=1e-9)
 
 
 def test_sql_page_runs_statements_pages_charts_and_downloads(console_server: ServerProcess, page: Browser) -> None:

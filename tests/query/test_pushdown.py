@@ -260,9 +260,9 @@ def test_sliding_windows_use_a_file_in_every_window_holding_it() -> None:
 
 
 class PointsOnly:
-    """The engine without ``scan``: the executor's point path."""
+    """The engine without ``scan`` and ``scan_columns``: the executor's point path."""
 
-    scan = None
+    scan = scan_columns = None
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine

@@ -1,7 +1,8 @@
 // Data explorer: the series tree (databases, devices, series with type and encoding; a device's counts
 // and first/last times load when it is opened), and a plot of the chosen series that the server
-// downsamples to one window per pixel column. Drag on the chart to zoom; the buttons (or the arrow,
-// + and - keys on the chart) pan and zoom from the keyboard.
+// downsamples to at most one window per pixel column (an exact GROUP BY answered as columns: timestamps,
+// counts, min, max, mean). Drag on the chart to zoom; the buttons (or the arrow, + and - keys on the chart)
+// pan and zoom from the keyboard.
 import { api } from './api.js';
 import { lineChart, toSeconds } from './charts.js';
 import { announce, el, fromMillis, number, time } from './format.js';
@@ -61,11 +62,11 @@ export function render(root) {
       const drawn = performance.now() - began;
       title.textContent = path;
       info.textContent = `${number(body.count)} points from ${time(body.first)} to ${time(body.last)}; `
-        + (windowed ? `${number(body.timestamps.length)} windows of ${number(body.interval)} (min, max, mean)` : 'every point drawn')
+        + (windowed ? `${number(body.timestamps.length)} windows of ${number(body.interval)} (min, max, mean; exact)` : 'every point drawn')
         + ` — server ${body.server_ms} ms, drawn in ${Math.round(drawn)} ms`;
       window.iotdbConsole.plot = { path, mode: body.mode, count: body.count, first: body.first, last: body.last,
         points: body.timestamps.length, timestamps: body.timestamps, values: windowed ? body.mean : body.values,
-        min: body.min, max: body.max, drawnMs: drawn };
+        min: body.min, max: body.max, counts: body.counts, interval: body.interval, drawnMs: drawn };
       chartBox.dataset.path = path;
       if (current.start !== null && current.start !== undefined) startInput.value = toLocal(current.start);
       if (current.end !== null && current.end !== undefined) endInput.value = toLocal(current.end);
