@@ -31,6 +31,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -96,7 +97,9 @@ class TabletColumn:
     values: Values
 
 
+@lru_cache(maxsize=65536)
 def _name(text: str) -> bytes:
+    """A name as logged: u16 length and UTF-8 (cached: the same devices and measurements come again and again)."""
     raw = text.encode()
     return _U16.pack(len(raw)) + raw
 

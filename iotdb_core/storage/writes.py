@@ -446,9 +446,8 @@ def _tablet_rows(
         if mask is not None and mask.any():
             for row in np.flatnonzero(mask).tolist():
                 lists[position][row] = None
-    return [
-        Row(device, stamp, names, tuple(column[i] for column in lists), kinds) for i, stamp in enumerate(stamps)
-    ]
+    values = zip(*lists, strict=True) if lists else [()] * len(stamps)
+    return [Row(device, stamp, names, row, kinds) for stamp, row in zip(stamps, values, strict=True)]
 
 class PendingWrite:
     """A write whose rows are logged and applied but whose durability wait is still to come."""
@@ -494,15 +493,21 @@ def apply_tablet(last: LastCache, mem: MemTable, tablet: PreparedTablet) -> None
     The order facts of the shared timestamps are computed once for every column without a mask.
     """
     shared = tablet.timestamps
+    if not len(shared):
+        return
     increasing = strictly_increasing(shared)
-    newest = newest_index(shared) if len(shared) else None
+    newest = newest_index(shared)
+    newest_ts = int(shared[newest])
+    ends = (int(shared[0]), int(shared[-1]))
+    device = tablet.device
     for column in tablet.columns:
-        key = (tablet.device, column.measurement)
+        key = (device, column.measurement)
         values = column.values
         assert isinstance(values, np.ndarray)
         if column.mask is None:
-            mem.extend(key, column.data_type, shared, values, increasing)
-            last.offer_many(key, shared, values, newest)
+            mem.extend(key, column.data_type, shared, values, increasing, ends)
+            value = values[newest]
+            last.offer(key, newest_ts, value.item() if isinstance(value, np.generic) else value)
         else:
             timestamps = shared[column.mask]
             mem.extend(key, column.data_type, timestamps, values)
