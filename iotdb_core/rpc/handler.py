@@ -50,7 +50,7 @@ from iotdb_core.rpc import status as st
 from iotdb_core.rpc.records import as_tablets
 from iotdb_core.rpc.sessions import ClientSession, next_id, parse_zone
 from iotdb_core.rpc.tsblock import ResultPages, pages_of
-from iotdb_core.rpc.values import data_type_of, decode_record, decode_tablet
+from iotdb_core.rpc.values import data_type_of, decode_records, decode_tablet
 
 __all__ = ["ConnectionHandler", "RpcContext"]
 
@@ -260,15 +260,14 @@ class ConnectionHandler(generated.Iface):
         if not (len(devices) == len(timestamps) == len(measurements) == len(values)):
             raise st.BadRequest(f"{what}: devices, timestamps, measurements and values differ in length")
         self._may_write(session, devices, measurements)
-        values_list: list[list[Any]] = []
-        types_list: list[Any] = []
-        for index, (given, raw) in enumerate(zip(measurements, values, strict=True)):
-            names = list(given or [])
-            if typed:
-                decoded, kinds = decode_record(f"{what} record {index}", len(names), raw or b"")
-                values_list.append(decoded)
-                types_list.append(kinds)
-            else:
+        values_list: list[Any]
+        types_list: list[Any]
+        if typed:
+            values_list, types_list = decode_records(what, measurements, values)
+        else:
+            values_list, types_list = [], []
+            for index, (given, raw) in enumerate(zip(measurements, values, strict=True)):
+                names = list(given or [])
                 if len(raw or []) != len(names):
                     raise st.BadRequest(f"{what} record {index}: {len(names)} measurements but "
                                         f"{len(raw or [])} values")

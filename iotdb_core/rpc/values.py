@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import operator
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ import numpy as np
 from iotdb_core.datatypes import TSDataType
 from iotdb_core.rpc.status import BadRequest
 
-__all__ = ["DecodedTablet", "data_type_of", "decode_record", "decode_tablet", "type_code"]
+__all__ = ["DecodedTablet", "data_type_of", "decode_record", "decode_records", "decode_tablet", "type_code"]
 
 #: IoTDB's wire type codes this server stores (STRING is stored as TEXT).
 _CODES: dict[int, TSDataType] = {
@@ -217,6 +217,31 @@ def decode_record(where: str, count: int, values: bytes) -> tuple[list[Any], lis
     ):
         _LAYOUTS[key] = _layout(values, kinds)  # type: ignore[arg-type]
     return decoded, kinds
+
+
+def decode_records(
+    what: str, measurements: Sequence[Any], buffers: Sequence[Any]
+) -> tuple[list[Sequence[Any]], list[Sequence[TSDataType | None]]]:
+    """:func:`decode_record` of every record of a call (``what`` names the call in errors: "record <index>").
+
+    Records of a layout seen before take one dictionary lookup, a check of their type codes and one
+    ``struct.unpack`` each; the values then come as tuples.
+    """
+    values: list[Sequence[Any]] = []
+    kinds: list[Sequence[TSDataType | None]] = []
+    get = _LAYOUTS.get
+    for index, (names, given) in enumerate(zip(measurements, buffers, strict=True)):
+        count = len(names) if names else 0
+        raw = given or b""
+        layout = get((count, len(raw), raw[0] if raw else -1))
+        if layout is not None and count > 0 and layout.codes_at(raw) == layout.codes:
+            values.append(layout.values.unpack(raw))
+            kinds.append(layout.kinds)
+        else:
+            decoded, decoded_kinds = decode_record(f"{what} record {index}", count, raw)
+            values.append(decoded)
+            kinds.append(decoded_kinds)
+    return values, kinds
 
 
 def _layout(values: bytes, kinds: list[TSDataType]) -> _Layout:

@@ -31,6 +31,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -96,7 +98,9 @@ class TabletColumn:
     values: Values
 
 
+@lru_cache(maxsize=65536)
 def _name(text: str) -> bytes:
+    """A name as logged: u16 length and UTF-8 (cached: the same devices and measurements come again and again)."""
     raw = text.encode()
     return _U16.pack(len(raw)) + raw
 
@@ -145,6 +149,27 @@ def _tablet_parts(parts: list[bytes], device: str, timestamps: np.ndarray, colum
         if column.mask is not None:
             append(np.packbits(column.mask).tobytes())
         append(_pack_values(column.data_type, column.values))
+
+
+def encode_row(device: str, timestamp: int, points: Sequence[tuple[str, TSDataType, Any]]) -> bytes:
+    """One row's points, ``(measurement, type, value)``, as the ``KIND_SERIES`` payload :func:`encode_series`
+    makes of them (a chunk of one point each), without building the chunks."""
+    parts = [_U8.pack(KIND_SERIES), _U32.pack(len(points))]
+    append = parts.append
+    device_name = _name(device)
+    stamp = _ONE[TSDataType.INT64](timestamp)
+    for measurement, data_type, value in points:
+        append(device_name)
+        append(_name(measurement))
+        append(_CHUNK_HEAD.pack(TYPE_CODE[data_type], 1))
+        append(stamp)
+        if data_type is TSDataType.TEXT:
+            raw = value.encode()
+            append(_U32.pack(len(raw)))
+            append(raw)
+        else:
+            append(_ONE[data_type](value))
+    return b"".join(parts)
 
 
 def encode_tablet(device: str, timestamps: np.ndarray, columns: Sequence[TabletColumn]) -> bytes:

@@ -122,24 +122,32 @@ class SeriesBuffer:
         self.count = count + 1
         return added
 
-    def extend(self, timestamps: np.ndarray, values: np.ndarray, increasing: bool | None = None) -> int:
+    def extend(
+        self,
+        timestamps: np.ndarray,
+        values: np.ndarray,
+        increasing: bool | None = None,
+        ends: tuple[int, int] | None = None,
+    ) -> int:
         """Append points in array order; return the bytes of memory added.
 
-        ``increasing`` is :func:`strictly_increasing` of ``timestamps`` when the caller knows it already.
+        ``increasing`` is :func:`strictly_increasing` of ``timestamps`` and ``ends`` its first and last
+        timestamp as ints, when the caller knows them already (columns of one tablet share them).
         """
         size = len(timestamps)
         if size == 0:
             return 0
+        first, last = (int(timestamps[0]), int(timestamps[-1])) if ends is None else ends
         added = self._grow(size)
         count = self.count
         self.timestamps[count : count + size] = timestamps
         self.values[count : count + size] = values
         if self.is_sorted and (
-            (count and timestamps[0] <= self.last_ts)
+            (count and first <= self.last_ts)
             or not (strictly_increasing(timestamps) if increasing is None else increasing)
         ):
             self.is_sorted = False
-        self.last_ts = int(timestamps[-1])
+        self.last_ts = last
         self.count = count + size
         return added
 
@@ -191,11 +199,12 @@ class MemTable:
         timestamps: np.ndarray,
         values: np.ndarray,
         increasing: bool | None = None,
+        ends: tuple[int, int] | None = None,
     ) -> None:
-        """Append points in array order (caller holds :attr:`lock`); ``increasing`` as for
+        """Append points in array order (caller holds :attr:`lock`); ``increasing`` and ``ends`` as for
         :meth:`SeriesBuffer.extend`."""
         buffer = self._buffer(key, data_type)
-        self.size += buffer.extend(timestamps, values, increasing)
+        self.size += buffer.extend(timestamps, values, increasing, ends)
         if data_type is TSDataType.TEXT:
             self.size += sum(map(len, values)) + _TEXT_OVERHEAD * len(values)
         self.points += len(timestamps)

@@ -11,12 +11,17 @@ Record format (details in :mod:`iotdb_core.storage.wal_format`)
 
 Durability (:class:`WalMode`)
     SYNC: :meth:`WriteAheadLog.append` returns once the record is on disk. Concurrent writers share
-    fsyncs (group commit): an append only queues its framed record in memory; a writer whose record is
-    not yet durable either waits for the fsync in progress or, if none is, becomes the leader: it writes
-    every queued record with one write(2) and fsyncs. A leader whose previous group had several writers
-    waits up to ``sync_delay_ms`` for as many to join; a lone writer never waits. Queuing spares each
-    writer its own write(2), during which another thread would take the interpreter lock: with several
-    writers per fsync, the hand-overs between threads cost as much as the fsync itself.
+    fsyncs (group commit): an append only queues its framed record in memory, and a batch is the records
+    queued since the last fsync. A writer whose record is not yet durable waits for the fsync in progress;
+    if none is running, the writer whose record completes the batch — as many appends as the previous
+    fsync covered — leads the next one at once: it writes every queued record with one write(2) and
+    fdatasyncs, then wakes the others. A writer that finds its batch incomplete sleeps until that fsync
+    ends, or at most ``sync_delay_ms``, after which it leads the fsync itself; a smaller batch than
+    expected makes the next expected batch one append smaller (so a writer that left is not waited for
+    for long); a lone writer never waits. Thus each fsync costs one sleep and one
+    wake-up per writer but the leader, and no hand-over to another thread: with several writers per fsync
+    the hand-overs between threads would cost as much as the fsync itself. Queuing spares each writer
+    its own write(2), during which another thread would take the interpreter lock.
     ASYNC: ``append`` returns after write(2): the record survives a crash of the process but not of the
     machine until a background thread fsyncs, every ``async_delay_ms``.
     DISABLE: nothing is written; sequence numbers are still handed out.
@@ -156,9 +161,8 @@ class WriteAheadLog:
         self._async_delay = async_delay_ms / 1000.0
 
         self._lock = threading.Lock()
-        # Followers, rotations and close wait on _cond; a leader gathering writers waits on _gather.
+        # Writers waiting for an fsync (or for their batch to complete), rotations and close wait on _cond.
         self._cond = threading.Condition(self._lock)
-        self._gather = threading.Condition(self._lock)
 
         self._segments: list[int] = []
         self._fd: int | None = None
@@ -171,8 +175,7 @@ class WriteAheadLog:
         self._writes = 0
         self._synced = 0
         self._syncing = False
-        self._gathering = False
-        self._group = 1
+        self._group = 1  # appends the last fsync covered: the size of a complete batch
         self._records = 0
         self._fsyncs = 0
         self._bytes = 0
@@ -555,8 +558,6 @@ class WriteAheadLog:
         self._records += records
         self._bytes += len(buf)
         self._writes += 1
-        if self._gathering:
-            self._gather.notify()
         return self._writes
 
     def _write_out(self, buf: bytes) -> None:
@@ -590,10 +591,11 @@ class WriteAheadLog:
             self._write_out(buf)
 
     def _await_durable(self, ticket: int) -> None:
-        """Return once write ``ticket`` is fsynced, leading an fsync if none is running (lock held)."""
+        """Return once write ``ticket`` is fsynced, leading an fsync when the batch is complete (lock held)."""
         for after, upto in self._lost:
             if after < ticket <= upto:
                 raise WalError(f"write-ahead log in {self._dir} failed before the record was synced; it was dropped")
+        deadline = 0.0
         while self._synced < ticket:
             if self._error is not None:
                 raise WalError(f"write-ahead log in {self._dir} failed: {self._error}") from self._error
@@ -601,22 +603,23 @@ class WriteAheadLog:
                 raise WalError(f"write-ahead log in {self._dir} was closed before the record was synced")
             if self._syncing:
                 self._cond.wait()
+                continue
+            if self._writes - self._synced >= self._group or self._sync_delay <= 0:
+                self._sync()
+                continue
+            # The batch is incomplete: the writer completing it leads the fsync, which wakes us.
+            now = time.monotonic()
+            if not deadline:
+                deadline = now + self._sync_delay
+            if now >= deadline:
+                self._sync()
             else:
-                self._sync(gather=True)
+                self._cond.wait(deadline - now)
 
-    def _sync(self, *, gather: bool) -> None:
-        """Fsync everything written so far, releasing the lock during the fsync (lock held)."""
+    def _sync(self) -> None:
+        """Fsync everything written so far, releasing the lock during the fsync (lock held, none running)."""
         self._syncing = True
         try:
-            if gather and self._group > 1 and self._sync_delay > 0:
-                self._gathering = True
-                deadline = time.monotonic() + self._sync_delay
-                while self._writes - self._synced < self._group and not self._closed:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._gather.wait(remaining)
-                self._gathering = False
             fd, target = self._fd, self._writes
             if fd is None or target <= self._synced:
                 return
@@ -631,14 +634,15 @@ class WriteAheadLog:
                 self._lock.acquire()
             self._durable = end
             self._fsyncs += 1
-            self._group = target - self._synced
+            # A batch smaller than expected (a writer was late, or is gone) shrinks the next by one only:
+            # one late writer must not make every later batch wait for it again, nor halve the batches.
+            self._group = max(target - self._synced, self._group - 1)
             self._synced = target
         except OSError as exc:
             self._error = exc
             raise WalError(f"write or fsync of WAL segment in {self._dir} failed: {exc}") from exc
         finally:
             self._syncing = False
-            self._gathering = False
             self._cond.notify_all()
 
     def _sync_periodically(self) -> None:
@@ -649,7 +653,7 @@ class WriteAheadLog:
                 if self._syncing or self._synced >= self._writes:
                     continue
                 try:
-                    self._sync(gather=False)
+                    self._sync()
                 except WalError:
                     _log.exception("background fsync of the write-ahead log in %s failed", self._dir)
                     return

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from iotdb_core.datatypes import INT64_MAX, INT64_MIN, TSDataType
+from iotdb_core.datatypes import INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, TSDataType
 from iotdb_core.model import Row, Tablet
+from iotdb_core.paths import PathError
 from iotdb_core.patterns import Pattern, compile_pattern, matches, pattern_text, series_nodes
 from iotdb_core.storage import codec
 from iotdb_core.storage.codec import SeriesChunk
@@ -26,6 +27,7 @@ from iotdb_core.storage.health import storage_failure
 from iotdb_core.storage.ingest import CheckedTablet, PreparedRows, PreparedTablet, check_tablets, data_types
 from iotdb_core.storage.memtable import LastCache, MemTable, SeriesKey, newest_index, strictly_increasing
 from iotdb_core.storage.results import WriteResult
+from iotdb_core.storage.schema import canonical_device
 from iotdb_core.storage.state import EngineState
 from iotdb_core.storage.wal import WalError, WalMode
 
@@ -53,8 +55,76 @@ class WritePath:
         types: Sequence[TSDataType | None] | None = None,
     ) -> WriteResult:
         """Write one device's values at one timestamp (None values are skipped)."""
+        if types is None:
+            result = self._lean_record(device, timestamp, measurements, values)
+            if result is not None:
+                return result
         row = Row(device, timestamp, tuple(measurements), tuple(values), None if types is None else tuple(types))
         return self.write_rows([row])
+
+    def _lean_record(
+        self, device: str, timestamp: int, measurements: Sequence[str], values: Sequence[Any]
+    ) -> WriteResult | None:
+        """:meth:`insert_record` of the common case without building rows, chunks and groups; None (nothing
+        written) when the case is not that one and the general path must decide.
+
+        The common case: no ``iotdb_before_write`` hook, an integer timestamp, existing series named in their
+        canonical form, and values that are already what their series stores (a float for DOUBLE, an int in
+        range for INT32/INT64, a bool for BOOLEAN, an ASCII string for TEXT). The WAL record is the one the
+        general path writes for the row, so recovery cannot tell them apart.
+        """
+        s = self.state
+        if (
+            type(timestamp) is not int
+            or not INT64_MIN <= timestamp <= INT64_MAX
+            or len(measurements) != len(values)
+            or s.hook.iotdb_before_write.get_hookimpls()
+        ):
+            return None
+        s.check_open()
+        s.health.check()
+        epoch = s.schema_epoch
+        try:
+            canonical, _ = canonical_device(device)
+        except PathError:
+            return None
+        known = s.registry.device_series(canonical)
+        points: list[tuple[str, TSDataType, Any]] = []
+        for measurement, value in zip(measurements, values, strict=True):
+            schema = known.get(measurement)
+            if schema is None or not _stored_as_is(schema.data_type, value):
+                return None
+            points.append((measurement, schema.data_type, value))
+        try:
+            payload = codec.encode_row(canonical, timestamp, points) if s.wal_mode is not WalMode.DISABLE else b""
+            reserved = self._reserve(len(points) * _LEAN_POINT_BYTES)
+            try:
+                with s.gate.shared():
+                    s.check_open()
+                    if s.schema_epoch != epoch:
+                        return None  # series were deleted meanwhile: the general path re-creates them
+                    ticket = s.wal.append_deferred(payload)
+                    mutable = s.versions.current.mutable
+                    with mutable.lock:
+                        for measurement, data_type, value in points:
+                            key = (canonical, measurement)
+                            mutable.append(key, data_type, timestamp, value)
+                            s.last.offer(key, timestamp, value)
+            finally:
+                if reserved:
+                    with s.memory:
+                        s.reserved -= reserved
+            if mutable.size >= s.threshold:
+                self.background.request_freeze()
+            if ticket:
+                s.wal.wait_durable(ticket)
+        except (OSError, WalError) as exc:
+            self._refused(exc)
+            raise
+        result = WriteResult(len(points), [])
+        if s.hook.iotdb_after_write.get_hookimpls():
+            s.hook.iotdb_after_write(rows=[Row(device, timestamp, tuple(measurements), tuple(values))], result=result)
+        return result
 
     def insert_records(
         self,
@@ -429,6 +499,26 @@ class WritePath:
         return dict(s.ttl.rules)
 
 
+#: Memory a point of :meth:`WritePath._lean_record` is reserved for (a TEXT value is estimated).
+_LEAN_POINT_BYTES = 72
+
+
+def _stored_as_is(data_type: TSDataType, value: Any) -> bool:
+    """Whether the engine's coercion would store ``value`` in a ``data_type`` series unchanged."""
+    kind = type(value)
+    if data_type is TSDataType.DOUBLE:
+        return kind is float
+    if data_type is TSDataType.INT64:
+        return kind is int and INT64_MIN <= value <= INT64_MAX
+    if data_type is TSDataType.INT32:
+        return kind is int and INT32_MIN <= value <= INT32_MAX
+    if data_type is TSDataType.BOOLEAN:
+        return kind is bool
+    if data_type is TSDataType.TEXT:
+        return kind is str and value.isascii()
+    return False
+
+
 def _tablet_rows(
     device: str,
     timestamps: Sequence[int] | np.ndarray,
@@ -446,9 +536,8 @@ def _tablet_rows(
         if mask is not None and mask.any():
             for row in np.flatnonzero(mask).tolist():
                 lists[position][row] = None
-    return [
-        Row(device, stamp, names, tuple(column[i] for column in lists), kinds) for i, stamp in enumerate(stamps)
-    ]
+    values = zip(*lists, strict=True) if lists else [()] * len(stamps)
+    return [Row(device, stamp, names, row, kinds) for stamp, row in zip(stamps, values, strict=True)]
 
 class PendingWrite:
     """A write whose rows are logged and applied but whose durability wait is still to come."""
@@ -494,15 +583,21 @@ def apply_tablet(last: LastCache, mem: MemTable, tablet: PreparedTablet) -> None
     The order facts of the shared timestamps are computed once for every column without a mask.
     """
     shared = tablet.timestamps
+    if not len(shared):
+        return
     increasing = strictly_increasing(shared)
-    newest = newest_index(shared) if len(shared) else None
+    newest = newest_index(shared)
+    newest_ts = int(shared[newest])
+    ends = (int(shared[0]), int(shared[-1]))
+    device = tablet.device
     for column in tablet.columns:
-        key = (tablet.device, column.measurement)
+        key = (device, column.measurement)
         values = column.values
         assert isinstance(values, np.ndarray)
         if column.mask is None:
-            mem.extend(key, column.data_type, shared, values, increasing)
-            last.offer_many(key, shared, values, newest)
+            mem.extend(key, column.data_type, shared, values, increasing, ends)
+            value = values[newest]
+            last.offer(key, newest_ts, value.item() if isinstance(value, np.generic) else value)
         else:
             timestamps = shared[column.mask]
             mem.extend(key, column.data_type, timestamps, values)

@@ -227,3 +227,47 @@ def test_bad_tablets_get_the_engines_own_errors(engine: Engine, tablets: Any) ->
             continue
         assert isinstance(result, WriteResult)
         assert all(failure.reason for failure in result.failures)
+
+
+# ------------------------------------------------------------------------------------ insert_record's lean path
+
+
+def test_a_row_is_logged_alike_by_the_lean_and_the_general_encoder() -> None:
+    points = [("a", TSDataType.DOUBLE, 0.5), ("b", TSDataType.INT64, -(2**63)), ("c", TSDataType.INT32, 7),
+              ("d", TSDataType.BOOLEAN, True), ("e", TSDataType.TEXT, "ascii text")]
+    chunks = [codec.SeriesChunk("root.lean.d", name, data_type, [9], [value]) for name, data_type, value in points]
+    assert codec.encode_row("root.lean.d", 9, points) == codec.encode_series(chunks)
+
+
+LEAN_WRITER = r"""
+import os, signal, sys
+from iotdb_core.config import default_settings
+from iotdb_core.datatypes import TSDataType
+from iotdb_core.storage import Engine
+
+engine = Engine.open(sys.argv[1], default_settings().replace(wal_mode="SYNC"))
+names = ["d", "l", "i", "b", "t"]
+engine.insert_record("root.lean.d", 1, names, [0.5, 2**40, -3, True, "x"],
+                     [TSDataType.DOUBLE, TSDataType.INT64, TSDataType.INT32, TSDataType.BOOLEAN, TSDataType.TEXT])
+for t in range(2, 50):  # the series exist now: these take the lean path
+    assert engine.insert_record("root.lean.d", t, names, [t / 2, t, -t, t % 2 == 0, f"v{t}"]).points_written == 5
+assert engine.insert_record("root.lean.d", 10, ["d"], [99.0]).ok  # a later write of a timestamp wins
+result = engine.insert_record("root.lean.d", 60, ["d", "i"], [1.0, 2**40])  # i: out of INT32's range
+assert result.points_written == 1 and len(result.failures) == 1
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_records_of_existing_series_are_replayed_as_written(tmp_path: Path) -> None:
+    directory = tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", LEAN_WRITER, str(directory)], cwd=ROOT, env=env,
+                          capture_output=True, timeout=60, check=False)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    with Engine.open(directory, default_settings()) as engine:
+        assert engine.query("root.lean.d.d").values.tolist() == [
+            0.5, *[99.0 if t == 10 else t / 2 for t in range(2, 50)], 1.0]
+        assert engine.query("root.lean.d.i").values.tolist() == [-3, *[-t for t in range(2, 50)]]
+        assert engine.query("root.lean.d.t").values.tolist() == ["x", *[f"v{t}" for t in range(2, 50)]]
+        assert engine.last("root.lean.d.b") == (49, False)
+        assert engine.last("root.lean.d.l") == (49, 49)
