@@ -212,6 +212,9 @@ def _tablet_of(document: dict[str, Any], where: str, finite: bool) -> Tablet | N
         stamps = np.array(timestamps, dtype=np.int64)
     except OverflowError:
         return None
+    block = _block_of(values, finite)
+    if block is not None:
+        return Tablet(device, stamps, measurements, list(block))
     columns: list[Any] = []
     nulls: list[np.ndarray | None] = []
     has_nulls = False
@@ -224,6 +227,24 @@ def _tablet_of(document: dict[str, Any], where: str, finite: bool) -> Tablet | N
         nulls.append(mask)
         has_nulls = has_nulls or mask is not None
     return Tablet(device, stamps, measurements, columns, None, nulls if has_nulls else None)
+
+
+def _block_of(values: list[list[Any]], finite: bool) -> np.ndarray | None:
+    """The usual document, every value a float (or every value an integer within INT64), as one array with a
+    row per measurement; None for anything else (the columns are then looked at one by one)."""
+    kinds = set(map(type, chain.from_iterable(values)))
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    if kind is not float and kind is not int:
+        return None
+    try:
+        block = np.array(values, dtype=np.float64 if kind is float else np.int64)
+    except OverflowError:
+        return None
+    if not finite and kind is float and np.isnan(block).any():
+        return None
+    return np.ascontiguousarray(block.T)
 
 
 _NONE = type(None)

@@ -113,6 +113,7 @@ class Ingestor:
                  counters: ServiceCounters, authorizer: Authorizer | None = None) -> None:
         self._format = _formatting_call(plugins)
         self._format_columns = _columns_call(plugins, engine)
+        self._write_hooks = (plugins.hook.iotdb_before_write, plugins.hook.iotdb_after_write)
         self._authorizer = authorizer
         self._engine = engine
         self._dead_letters = dead_letters
@@ -132,7 +133,9 @@ class Ingestor:
         rows: list[Formatted] = []
         #: (index of the first row, index of the publish) for each publish that produced rows, in order.
         owners: list[tuple[int, int]] = []
-        format_payload = self._format_columns or self._format
+        format_payload: Callable[[str, bytes, FormatContext], Sequence[Formatted] | None] = self._format
+        if self._format_columns is not None and self._tablets_pay():
+            format_payload = self._format_columns
         authorizer = self._authorizer if context.username is not None else None
         for index, publish in enumerate(publishes):
             if not publish.write or not publish.ingest:
@@ -182,6 +185,11 @@ class Ingestor:
                                f"payload from client {context.client_id!r} on topic {publish.topic!r} "
                                f"kept in the dead-letter log: {reason}")
         return PublishOutcome(code, _shorten(reason))
+
+    def _tablets_pay(self) -> bool:
+        """Whether to format into tablets: the backend takes them, and no write hook is registered (the engine
+        hands hooks every tablet as rows, which costs more than formatting rows in the first place)."""
+        return self._format_columns is not None and not any(hook.get_hookimpls() for hook in self._write_hooks)
 
     def _write(self, items: list[Formatted]) -> tuple[PendingWriteLike, int]:
         """Write formatted rows and tablets in one engine call; return it and the number of rows.
