@@ -214,7 +214,7 @@ def _tablet_of(document: dict[str, Any], where: str, finite: bool) -> Tablet | N
         return None
     block = _block_of(values, finite)
     if block is not None:
-        return Tablet(device, stamps, measurements, list(block))
+        return Tablet(device, stamps, measurements, block)
     columns: list[Any] = []
     nulls: list[np.ndarray | None] = []
     has_nulls = False
@@ -229,22 +229,27 @@ def _tablet_of(document: dict[str, Any], where: str, finite: bool) -> Tablet | N
     return Tablet(device, stamps, measurements, columns, None, nulls if has_nulls else None)
 
 
-def _block_of(values: list[list[Any]], finite: bool) -> np.ndarray | None:
-    """The usual document, every value a float (or every value an integer within INT64), as one array with a
-    row per measurement; None for anything else (the columns are then looked at one by one)."""
+def _block_of(values: list[list[Any]], finite: bool) -> list[np.ndarray] | None:
+    """The usual document, every value a float (or every value an integer within INT64), as one array per
+    measurement; None for anything else (the columns are then looked at one by one).
+
+    One kind check over every value, then one conversion per column; the per-column checks of the general
+    path are left out.
+    """
     kinds = set(map(type, chain.from_iterable(values)))
     if len(kinds) != 1:
         return None
     kind = kinds.pop()
     if kind is not float and kind is not int:
         return None
+    dtype = np.float64 if kind is float else np.int64
     try:
-        block = np.array(values, dtype=np.float64 if kind is float else np.int64)
+        columns = [np.array(column, dtype=dtype) for column in zip(*values, strict=True)]
     except OverflowError:
         return None
-    if not finite and kind is float and np.isnan(block).any():
+    if not finite and kind is float and any(np.isnan(column).any() for column in columns):
         return None
-    return np.ascontiguousarray(block.T)
+    return columns
 
 
 _NONE = type(None)
