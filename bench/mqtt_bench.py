@@ -55,7 +55,8 @@ def start_iotdb(directory: Path, args: argparse.Namespace) -> ServerProcess:
         properties["mqtt_handler_pool_size"] = args.pool_size
     if args.event_loop is not None:
         properties["mqtt_event_loop"] = args.event_loop
-    return ServerProcess(directory, properties).start()
+    env = {"IOTDB_DISABLE_PLUGINS": args.disable_plugins} if args.disable_plugins else None
+    return ServerProcess(directory, properties, env).start()
 
 
 def _free_port() -> int:
@@ -443,6 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--event-loop", choices=["auto", "uvloop", "asyncio"], default=None,
                         help="mqtt_event_loop (default: the server's, auto)")
     parser.add_argument("--wal-mode", choices=["SYNC", "ASYNC", "DISABLE"], default="SYNC")
+    parser.add_argument("--disable-plugins", metavar="NAMES", default=None,
+                        help="IOTDB_DISABLE_PLUGINS of the server (e.g. bounds: the installed example plugin's write "
+                             "hook turns every tablet into rows)")
     parser.add_argument("--idle-clients", type=int, default=1000, help="clients of workload c (default 1000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each workload (default 1)")
     parser.add_argument("--no-mosquitto", action="store_true", help="skip the Mosquitto reference in workload a")

@@ -1,11 +1,13 @@
 """CPU cost of each stage of the server's MQTT ingest path, in-process on one thread (no sockets, no fsync).
 
 Complements ``bench/mqtt_bench.py``: the payloads are the load generator's, the stages are the server's
-(codec parse of MQTT 3.1.1 and 5, formatter through the pluggy hook and directly, ``Ingest.rows``, the whole
-``Ingestor.ingest`` with ``wal_mode=DISABLE``) and, for the batch shape, what a columnar path would cost
-(``ujson`` -> numpy -> ``Engine.insert_tablet``). Best of ``--rounds``; run from the project root::
+(codec parse of MQTT 3.1.1 and 5, formatter through the pluggy hook and directly, ``format_columns`` (rows and
+tablets), ``Ingest.rows``, the whole ``Ingestor.ingest`` with ``wal_mode=DISABLE``, which formats into tablets
+when no write hook is registered). Best of ``--rounds``; run from the project root::
 
-    python -m bench.mqtt_stages [--rounds 5]
+    IOTDB_DISABLE_PLUGINS=bounds python -m bench.mqtt_stages [--rounds 5]
+
+(``bounds`` is the example plugin's write hook, when installed: with it the ingest path formats rows.)
 """
 
 from __future__ import annotations
@@ -20,9 +22,6 @@ from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import numpy as np
-import ujson
 
 from bench.mqtt_loadgen import SHAPES
 from iotdb_core.bootstrap import configure, open_engine
@@ -62,6 +61,7 @@ def measure(shape_name: str, rounds: int, workdir: Path) -> dict[str, float]:
                       for stream in streams]
         hook = runtime.plugins.hook.iotdb_format_payload
         direct = runtime.formatter.format
+        columns = runtime.formatter.format_columns
         rows = [[row for p in pubs for row in direct(p.topic, p.payload, context)] for pubs in publishes]
         out = {
             "parse": best(rounds, lambda r: PacketReader(protocol_level=4).feed(streams[r])),
@@ -69,19 +69,13 @@ def measure(shape_name: str, rounds: int, workdir: Path) -> dict[str, float]:
             "format via hook": best(rounds, lambda r: [hook(topic=p.topic, payload=p.payload, context=context)
                                                        for p in publishes[r]]),
             "format direct": best(rounds, lambda r: [direct(p.topic, p.payload, context) for p in publishes[r]]),
+            "format_columns direct": best(rounds, lambda r: [columns(p.topic, p.payload, context)
+                                                             for p in publishes[r]]),
             "Ingest.rows": best(rounds, lambda r: engine.state.ingest.rows(rows[r])),
             "Ingestor.ingest": best(rounds, lambda r: [ingestor.ingest(context, publishes[r][i:i + batch])
                                                        for i in range(0, count, batch)]),
         }
-        if shape_name == "batch":
-            def tablet(r: int) -> None:
-                for p in publishes[r]:
-                    doc = ujson.loads(p.payload)
-                    values = np.array(doc["values"], dtype=np.float64)
-                    engine.insert_tablet(doc["device"].replace(".d", ".t", 1), np.array(doc["timestamps"], np.int64),
-                                         doc["measurements"], list(values.T))
-            out["json->numpy->insert_tablet"] = best(rounds, tablet)
-            out["(before_write hooks registered)"] = len(runtime.plugins.hook.iotdb_before_write.get_hookimpls())
+        out["(before_write hooks registered)"] = len(runtime.plugins.hook.iotdb_before_write.get_hookimpls())
         return {k: (v if k.startswith("(") else v / count * 1e6) for k, v in out.items()}
     finally:
         engine.close()

@@ -10,6 +10,13 @@ Timestamps are integers in the database's ``timestamp_precision``. Values keep t
 (integer, number, boolean, string); ``null`` means "no value". The engine applies the type inference
 settings afterwards. Any problem rejects the whole payload with a :class:`FormatError` that names
 where it is (``[1].timestamps[2]: ...``).
+
+Payloads are decoded with msgspec (C, no per-value dictionary work); what msgspec refuses (``NaN`` and
+``Infinity`` literals, numbers beyond the double range, invalid JSON) is decoded again with ujson, so the
+documents accepted and the error messages are ujson's as before. :meth:`JsonFormatter.format_columns` returns a
+``timestamps`` document without ``datatypes`` as one :class:`Tablet` (numpy columns for columns of one JSON
+number kind, null masks for ``null``) instead of one row per timestamp; anything else, and every document with
+a problem, goes the row path, which names the problem.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from collections.abc import Sequence
 from itertools import chain
 from typing import Any, ClassVar
 
+import msgspec
+import numpy as np
 import ujson
 
 from formatters._text import describe, is_encodable, path_problem, utf8_problem
@@ -33,7 +42,7 @@ from iotdb_core.datatypes import (
     coerce,
 )
 from iotdb_core.errors import FormatError
-from iotdb_core.formatter import FormatContext, PayloadFormatter, Row, Value
+from iotdb_core.formatter import FormatContext, Formatted, PayloadFormatter, Row, Tablet, Value
 from iotdb_core.paths import PathError, validate_device, validate_measurement
 
 __all__ = ["JsonFormatter"]
@@ -77,10 +86,7 @@ class JsonFormatter(PayloadFormatter):
     name: ClassVar[str] = "json"
 
     def format(self, topic: str, payload: bytes, context: FormatContext) -> list[Row]:
-        try:
-            document = ujson.loads(payload)
-        except Exception as exc:  # ujson raises JSONDecodeError, ValueError or OverflowError
-            raise FormatError(_decode_problem(payload, exc)) from None
+        document, _ = _decode(payload)
         if type(document) is dict:
             return _rows_of(document, "")
         if type(document) is list:
@@ -91,6 +97,37 @@ class JsonFormatter(PayloadFormatter):
                 rows.extend(_rows_of(item, f"[{index}]."))
             return rows
         raise FormatError(f"payload: expected a JSON object or an array of objects, got {describe(document)}")
+
+    def format_columns(self, topic: str, payload: bytes, context: FormatContext) -> Sequence[Formatted]:
+        document, finite = _decode(payload)
+        if type(document) is dict:
+            return _items_of(document, "", finite)
+        if type(document) is list:
+            items: list[Formatted] = []
+            for index, item in enumerate(document):
+                if type(item) is not dict:
+                    raise FormatError(f"[{index}]: expected an object, got {describe(item)}")
+                items.extend(_items_of(item, f"[{index}].", finite))
+            return items
+        raise FormatError(f"payload: expected a JSON object or an array of objects, got {describe(document)}")
+
+
+_strict_decode = msgspec.json.Decoder().decode
+
+
+def _decode(payload: bytes) -> tuple[Any, bool]:
+    """The JSON document of ``payload``, and whether every float in it is finite (msgspec read it).
+
+    msgspec accepts a subset of what ujson accepts and reads it alike; whatever it refuses is read by ujson,
+    whose acceptance and errors the formatter keeps.
+    """
+    try:
+        return _strict_decode(payload), True
+    except Exception:  # any refusal: ujson decides, as it always did
+        try:
+            return ujson.loads(payload), False
+        except Exception as exc:  # ujson raises JSONDecodeError, ValueError or OverflowError
+            raise FormatError(_decode_problem(payload, exc)) from None
 
 
 def _decode_problem(payload: bytes, exc: Exception) -> str:
@@ -137,6 +174,121 @@ def _rows_of(document: dict[str, Any], where: str) -> list[Row]:
         _check_timestamp(timestamp, f"{where}timestamp")
     checked = _row_values(values, measurements, types, quick, where, "values")
     return [_new_tuple(Row, (device, timestamp, measurements, checked, types))]
+
+
+def _items_of(document: dict[str, Any], where: str, finite: bool) -> list[Formatted]:
+    """One document as a tablet when :func:`_tablet_of` can make one, else as :func:`_rows_of` rows."""
+    if "timestamps" in document and "datatypes" not in document and "timestamp" not in document:
+        tablet = _tablet_of(document, where, finite)
+        if tablet is not None:
+            return [tablet]
+    return list(_rows_of(document, where))
+
+
+def _tablet_of(document: dict[str, Any], where: str, finite: bool) -> Tablet | None:
+    """A ``timestamps`` document without ``datatypes`` as one tablet, or None to leave it to the row path.
+
+    The device and the measurements are checked first, as the row path checks them (same errors). After that,
+    None whenever anything is unusual (a timestamp or value the row path would reject, a shape it would
+    refuse): the row path then validates the document and names its problem, so the errors stay its own. A
+    column whose values are all of one JSON kind (floats, integers within INT64, booleans; nulls allowed) becomes
+    a numpy array with a null mask; any other column (text, mixed kinds, NaN) stays a list of its values, which
+    the engine converts exactly as it converts rows. ``finite`` says no float is NaN or infinite.
+    """
+    device = document.get("device", _MISSING)
+    if type(device) is not str or device not in _known_devices:
+        _check_device(device, where)
+    measurements = _measurements(document.get("measurements", _MISSING), where)
+    timestamps = document["timestamps"]
+    values = document.get("values")
+    if type(timestamps) is not list or type(values) is not list:
+        return None
+    count, width = len(timestamps), len(measurements)
+    if not count or len(values) != count or set(map(type, timestamps)) != {int}:
+        return None
+    if set(map(type, values)) != {list} or set(map(len, values)) != {width}:
+        return None
+    try:
+        stamps = np.array(timestamps, dtype=np.int64)
+    except OverflowError:
+        return None
+    block = _block_of(values, finite)
+    if block is not None:
+        return Tablet(device, stamps, measurements, block)
+    columns: list[Any] = []
+    nulls: list[np.ndarray | None] = []
+    has_nulls = False
+    for column in zip(*values, strict=True):
+        kinds = set(map(type, column))
+        if not kinds <= _SCALARS or (str in kinds and not all(is_encodable(v) for v in column if type(v) is str)):
+            return None
+        array, mask = _array_of(column, kinds, finite)
+        columns.append(array if array is not None else list(column))
+        nulls.append(mask)
+        has_nulls = has_nulls or mask is not None
+    return Tablet(device, stamps, measurements, columns, None, nulls if has_nulls else None)
+
+
+def _block_of(values: list[list[Any]], finite: bool) -> list[np.ndarray] | None:
+    """The usual document, every value a float (or every value an integer within INT64), as one array per
+    measurement; None for anything else (the columns are then looked at one by one).
+
+    One kind check over every value, then one conversion per column; the per-column checks of the general
+    path are left out.
+    """
+    kinds = set(map(type, chain.from_iterable(values)))
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    if kind is not float and kind is not int:
+        return None
+    dtype = np.float64 if kind is float else np.int64
+    try:
+        columns = [np.array(column, dtype=dtype) for column in zip(*values, strict=True)]
+    except OverflowError:
+        return None
+    if not finite and kind is float and any(np.isnan(column).any() for column in columns):
+        return None
+    return columns
+
+
+_NONE = type(None)
+#: The numpy dtype a column of one JSON kind is stored in before the engine converts it.
+_DTYPES: dict[type[Any], type[np.generic]] = {float: np.float64, int: np.int64, bool: np.bool_}
+_FILL: dict[type[Any], Any] = {float: 0.0, int: 0, bool: False}
+
+
+def _array_of(
+    column: tuple[Any, ...], kinds: set[type[Any]], finite: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A column of one JSON kind as ``(array, null mask or None)``; ``(None, None)`` to keep it a list.
+
+    A float column holding NaN stays a list: a new series takes its type from its first value, and NaN has
+    its own setting (``nan_string_infer_type``), which an array's dtype would not show.
+    """
+    mask = None
+    if _NONE in kinds:
+        kinds = kinds - {_NONE}
+        if len(kinds) != 1:
+            return None, None
+        mask = np.fromiter((v is None for v in column), dtype=np.bool_, count=len(column))
+        kind = next(iter(kinds))
+        fill = _FILL.get(kind)
+        column = tuple(fill if v is None else v for v in column)
+    elif len(kinds) == 1:
+        kind = next(iter(kinds))
+    else:
+        return None, None
+    dtype = _DTYPES.get(kind)
+    if dtype is None:
+        return None, None
+    try:
+        array = np.array(column, dtype=dtype)
+    except OverflowError:  # an integer beyond INT64: the engine rejects it as it does for rows
+        return None, None
+    if not finite and kind is float and np.isnan(array).any():
+        return None, None
+    return array, mask
 
 
 def _batch_rows(

@@ -1,9 +1,9 @@
-"""The payload formatter contract: how an MQTT publish becomes rows.
+"""The payload formatter contract: how an MQTT publish becomes rows (or tablets).
 
 A formatter is a class registered under the entry-point group ``iotdb.payload_formatters``; the
 name of its entry point is what operators put in ``mqtt_payload_formatter``. It is instantiated
 once with the service's settings and called from several ingest threads at once, so ``format``
-must not mutate shared state without a lock.
+(and ``format_columns``) must not mutate shared state without a lock.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from typing import ClassVar
 
 from iotdb_core.config import Option, Settings
 from iotdb_core.errors import FormatError
-from iotdb_core.model import Row, Value
+from iotdb_core.model import Row, Tablet, Value
 
-__all__ = ["FormatContext", "FormatError", "PayloadFormatter", "Row", "Value"]
+__all__ = ["FormatContext", "FormatError", "Formatted", "PayloadFormatter", "Row", "Tablet", "Value"]
+
+#: What :meth:`PayloadFormatter.format_columns` returns items of: a row, or one device's rows as a tablet.
+Formatted = Row | Tablet
 
 @dataclass(frozen=True, slots=True)
 class FormatContext:
@@ -47,3 +50,15 @@ class PayloadFormatter(abc.ABC):
     @abc.abstractmethod
     def format(self, topic: str, payload: bytes, context: FormatContext) -> list[Row]:
         """Return the rows carried by ``payload`` published on ``topic``."""
+
+    def format_columns(self, topic: str, payload: bytes, context: FormatContext) -> Sequence[Formatted]:
+        """Return what ``payload`` carries as rows and :class:`Tablet` items, in payload order.
+
+        Optional: the MQTT service calls it instead of :meth:`format` when the formatter is the only
+        ``iotdb_format_payload`` implementation and the storage backend writes tablets
+        (``SupportsTabletWrites``). A tablet must mean exactly the rows :meth:`format` would return for the
+        same payload (same values, same Python kinds, so type inference gives the same series types), and the
+        errors must be the same. The default returns :meth:`format`'s rows, so a formatter that does not
+        override it works unchanged.
+        """
+        return self.format(topic, payload, context)

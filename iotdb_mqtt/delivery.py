@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from iotdb_core.formatter import Row
+from iotdb_core.formatter import Formatted
 from iotdb_mqtt.codec.primitives import encode_varint
 from iotdb_mqtt.codec.properties import EMPTY_PROPERTIES, Properties, PropertyOwner, encode_properties
 
@@ -57,7 +57,7 @@ class ApplicationMessage:
     topic_bytes: bytes = field(default=b"", repr=False, compare=False)
     encoded: dict[tuple[int, bool], bytes] = field(default_factory=dict, repr=False, compare=False)
     """QoS 0 PUBLISH packets of this message by (protocol level, retain flag): a fan-out encodes each once."""
-    rows: Sequence[Row] | None = field(default=None, repr=False, compare=False)
+    rows: Sequence[Formatted] | None = field(default=None, repr=False, compare=False)
     """The rows the formatter read from the payload of an ingested publish (empty when it rejected the payload,
     None when unknown): the series whose READ_DATA a subscriber needs (:mod:`iotdb_mqtt.reads`)."""
 
@@ -68,7 +68,7 @@ class ApplicationMessage:
     @classmethod
     def received(cls, topic: str, payload: bytes, qos: int, retain: bool, properties: Properties,
                  publisher_id: str | None, now: float | None = None,
-                 rows: Sequence[Row] | None = None) -> ApplicationMessage:
+                 rows: Sequence[Formatted] | None = None) -> ApplicationMessage:
         """The message of a PUBLISH (or a will) as received, its expiry fixed from now."""
         expiry = properties.message_expiry_interval
         forwarded = EMPTY_PROPERTIES

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pluggy
 
 from iotdb_core.authz import Authorizer
-from iotdb_core.backend import StorageBackend
+from iotdb_core.backend import PendingWriteLike, StorageBackend, SupportsTabletWrites
 from iotdb_core.deadletter import DeadLetter, DeadLetterLog
 from iotdb_core.errors import FormatError
-from iotdb_core.formatter import FormatContext, Row
+from iotdb_core.formatter import FormatContext, Formatted, Row, Tablet
 from iotdb_core.formatter_loader import FormatterHook
 from iotdb_core.metrics import ServiceCounters
 from iotdb_core.storage.results import WriteFailure
@@ -42,8 +43,8 @@ class InboundPublish:
     ``write`` is False for a QoS 2 resend (its first receipt is written and routed); ``ingest`` is False for
     a topic outside ``mqtt_ingest_topics`` (routed only); a non-zero ``refusal`` is the reason code of a
     publish the topic ACL refused (neither written nor routed). ``rows`` are what the formatter read from the
-    payload (None until formatted; empty when it rejected the payload): subscribers need READ_DATA on their
-    series.
+    payload, rows or tablets (None until formatted; empty when it rejected the payload): subscribers need
+    READ_DATA on their series.
     """
 
     topic: str
@@ -55,7 +56,7 @@ class InboundPublish:
     properties: Properties = EMPTY_PROPERTIES
     ingest: bool = True
     refusal: int = 0
-    rows: list[Row] | None = None
+    rows: Sequence[Formatted] | None = None
 
 
 @dataclass(slots=True)
@@ -111,6 +112,8 @@ class Ingestor:
     def __init__(self, plugins: pluggy.PluginManager, engine: StorageBackend, dead_letters: DeadLetterLog,
                  counters: ServiceCounters, authorizer: Authorizer | None = None) -> None:
         self._format = _formatting_call(plugins)
+        self._format_columns = _columns_call(plugins, engine)
+        self._write_hooks = (plugins.hook.iotdb_before_write, plugins.hook.iotdb_after_write)
         self._authorizer = authorizer
         self._engine = engine
         self._dead_letters = dead_letters
@@ -127,10 +130,12 @@ class Ingestor:
         """
         outcomes = [STORED] * len(publishes)
         letters: list[DeadLetter] = []
-        rows: list[Row] = []
+        rows: list[Formatted] = []
         #: (index of the first row, index of the publish) for each publish that produced rows, in order.
         owners: list[tuple[int, int]] = []
-        format_payload = self._format
+        format_payload: Callable[[str, bytes, FormatContext], Sequence[Formatted] | None] = self._format
+        if self._format_columns is not None and self._tablets_pay():
+            format_payload = self._format_columns
         authorizer = self._authorizer if context.username is not None else None
         for index, publish in enumerate(publishes):
             if not publish.write or not publish.ingest:
@@ -154,16 +159,16 @@ class Ingestor:
                 continue
             publish.rows = produced
             if authorizer is not None:
-                produced, refused = authorizer.writable_rows(context.username, produced)
+                produced, refused = _writable(authorizer, context.username, produced)
                 if refused:
                     reason = _not_authorized(context, refused, written=bool(produced))
                     outcomes[index] = self._reject(letters, context, publish, reason, NOT_AUTHORIZED)
             owners.append((len(rows), index))
             rows.extend(produced)
         if rows:
-            pending = self._engine.write_rows_deferred(rows)
+            pending, written = self._write(rows)
             result = pending.result
-            self._counters.add("rows_written", len(rows))
+            self._counters.add("rows_written", written)
             self._counters.add("points_written", result.points_written)
             if result.failures:
                 self._attribute_failures(result.failures, rows, owners, publishes, context, letters, outcomes)
@@ -181,7 +186,28 @@ class Ingestor:
                                f"kept in the dead-letter log: {reason}")
         return PublishOutcome(code, _shorten(reason))
 
-    def _attribute_failures(self, failures: Sequence[WriteFailure], rows: Sequence[Row],
+    def _tablets_pay(self) -> bool:
+        """Whether to format into tablets: the backend takes them, and no write hook is registered (the engine
+        hands hooks every tablet as rows, which costs more than formatting rows in the first place)."""
+        return self._format_columns is not None and not any(hook.get_hookimpls() for hook in self._write_hooks)
+
+    def _write(self, items: list[Formatted]) -> tuple[PendingWriteLike, int]:
+        """Write formatted rows and tablets in one engine call; return it and the number of rows.
+
+        Rows alone take the row path. With tablets among them, every item is written as a tablet, in order
+        (runs of one device's tablets merged, so a batch of one device's documents is one tablet), through
+        ``write_tablets_deferred``; when a row cannot be a tablet, everything is written as rows.
+        """
+        if self._format_columns is None or not any(type(item) is Tablet for item in items):
+            return self._engine.write_rows_deferred(items), len(items)  # type: ignore[arg-type]
+        written = sum(len(item.timestamps) if type(item) is Tablet else 1 for item in items)
+        tablets = _as_tablets(items)
+        assert isinstance(self._engine, SupportsTabletWrites)  # _columns_call checked it
+        if tablets is None:
+            return self._engine.write_rows_deferred(_as_rows(items)), written
+        return self._engine.write_tablets_deferred(tablets), written
+
+    def _attribute_failures(self, failures: Sequence[WriteFailure], rows: Sequence[Formatted],
                             owners: Sequence[tuple[int, int]],
                             publishes: Sequence[InboundPublish], context: FormatContext,
                             letters: list[DeadLetter], outcomes: list[PublishOutcome]) -> None:
@@ -189,8 +215,8 @@ class Ingestor:
         owner_of: dict[tuple[str, object], int] = {}
         ends = [start for start, _ in owners[1:]] + [len(rows)]
         for (start, owner), end in zip(owners, ends, strict=True):
-            for row in rows[start:end]:
-                owner_of.setdefault((row.device, row.timestamp), owner)
+            for key in _keys(rows[start:end]):
+                owner_of.setdefault(key, owner)
         by_publish: dict[int, list[WriteFailure]] = {}
         for failure in failures:
             owner = owner_of.get((failure.device, failure.timestamp), -1)
@@ -224,6 +250,168 @@ def _formatting_call(plugins: pluggy.PluginManager) -> Callable[[str, bytes, For
         return hook(topic=topic, payload=payload, context=context)
 
     return through_hook
+
+
+def _columns_call(
+    plugins: pluggy.PluginManager, engine: StorageBackend
+) -> Callable[[str, bytes, FormatContext], Sequence[Formatted]] | None:
+    """The formatter's ``format_columns`` when tablets can be used: the formatter is called directly (see
+    :func:`_formatting_call`) and the backend writes tablets. None otherwise: the hook returns rows."""
+    implementations = plugins.hook.iotdb_format_payload.get_hookimpls()
+    if len(implementations) != 1 or not isinstance(implementations[0].plugin, FormatterHook):
+        return None
+    if not isinstance(engine, SupportsTabletWrites):
+        return None
+    return implementations[0].plugin.formatter.format_columns
+
+
+def _writable(authorizer: Authorizer, user: str | None,
+              items: Sequence[Formatted]) -> tuple[list[Formatted], list[str]]:
+    """:meth:`Authorizer.writable_rows` for rows and tablets: a tablet is trimmed to the measurements the user
+    may write, and each of its rows names the refused series, as the tablet's rows would."""
+    if not any(type(item) is Tablet for item in items):
+        only_rows, denied = authorizer.writable_rows(user, items)  # type: ignore[arg-type]
+        return list(only_rows), denied
+    kept: list[Formatted] = []
+    refused: list[str] = []
+    for item in items:
+        if type(item) is not Tablet:
+            rows, denied = authorizer.writable_rows(user, [item])  # type: ignore[list-item]
+            kept.extend(rows)
+            refused.extend(denied)
+            continue
+        names = tuple(item.measurements)
+        probe = Row(item.device, 0, names, (None,) * len(names))
+        rows, denied = authorizer.writable_rows(user, [probe])
+        if not denied:
+            kept.append(item)
+            continue
+        refused.extend(denied * len(item.timestamps))
+        if rows:
+            allowed = set(rows[0].measurements)
+            keep = [index for index, name in enumerate(names) if name in allowed]
+            nulls = None if item.nulls is None else [item.nulls[index] for index in keep]
+            kept.append(Tablet(item.device, item.timestamps, [names[index] for index in keep],
+                               [item.columns[index] for index in keep], None, nulls))
+    return kept, refused
+
+
+def _keys(items: Sequence[Formatted]) -> Iterator[tuple[str, object]]:
+    """(device, timestamp) of every row of the items, in order (what write failures name)."""
+    for item in items:
+        if type(item) is Tablet:
+            stamps = item.timestamps
+            device = item.device
+            for stamp in stamps.tolist() if isinstance(stamps, np.ndarray) else stamps:
+                yield device, stamp
+        else:
+            yield item.device, item.timestamp  # type: ignore[union-attr]
+
+
+def _as_rows(items: Sequence[Formatted]) -> list[Row]:
+    """The items as rows, tablets row by row (None where a null mask says so)."""
+    rows: list[Row] = []
+    for item in items:
+        if type(item) is not Tablet:
+            rows.append(item)  # type: ignore[arg-type]
+            continue
+        names = tuple(item.measurements)
+        stamps = item.timestamps.tolist() if isinstance(item.timestamps, np.ndarray) else list(item.timestamps)
+        columns = [_listed(column, None if item.nulls is None else item.nulls[index])
+                   for index, column in enumerate(item.columns)]
+        types = None if item.types is None else tuple(item.types)
+        rows.extend(Row(item.device, stamp, names, values, types)  # type: ignore[arg-type]
+                    for stamp, values in zip(stamps, zip(*columns, strict=True), strict=True))
+    return rows
+
+
+def _listed(column: Any, mask: Any) -> list[Any]:
+    """A tablet column as a list of values, None where ``mask`` is true."""
+    values = column.tolist() if isinstance(column, np.ndarray) else list(column)
+    if mask is not None:
+        for row in np.flatnonzero(np.asarray(mask, dtype=np.bool_)).tolist():
+            values[row] = None
+    return values
+
+
+def _as_tablets(items: Sequence[Formatted]) -> list[Tablet] | None:
+    """The items as tablets in order, each run of mergeable tablets of one device and measurements joined into
+    one (the engine's cost is mostly per tablet and column); None when a row is not well formed (the row path
+    reports its problem)."""
+    tablets: list[Tablet] = []
+    run: list[Tablet] = []
+    for item in items:
+        if type(item) is Tablet:
+            if run and not (_mergeable(item) and item.device == run[0].device
+                            and tuple(item.measurements) == tuple(run[0].measurements)):
+                tablets.append(_merged(run))
+                run = []
+            if run or _mergeable(item):
+                run.append(item)
+            else:
+                tablets.append(item)
+            continue
+        if run:
+            tablets.append(_merged(run))
+            run = []
+        tablet = _row_tablet(item)  # type: ignore[arg-type]
+        if tablet is None:
+            return None
+        tablets.append(tablet)
+    if run:
+        tablets.append(_merged(run))
+    return tablets
+
+
+def _row_tablet(row: Row) -> Tablet | None:
+    """A well-formed row as a one-row tablet (list columns: the engine converts them as it converts rows)."""
+    width = len(row.measurements)
+    if (type(row.device) is not str or type(row.timestamp) is not int or len(row.values) != width
+            or (row.types is not None and len(row.types) != width)):
+        return None
+    return Tablet(row.device, [row.timestamp], row.measurements, [[value] for value in row.values], row.types)
+
+
+def _mergeable(tablet: Tablet) -> bool:
+    """Whether a tablet can be joined with others: int64 timestamps, no declared types, numpy or list columns of
+    one entry per row, null masks as boolean arrays."""
+    stamps = tablet.timestamps
+    if type(stamps) is not np.ndarray or stamps.dtype != np.int64 or tablet.types is not None:
+        return False
+    count = len(stamps)
+    if any(type(column) not in (np.ndarray, list) or len(column) != count for column in tablet.columns):
+        return False
+    return tablet.nulls is None or all(
+        mask is None or (type(mask) is np.ndarray and mask.dtype == np.bool_ and len(mask) == count)
+        for mask in tablet.nulls
+    )
+
+
+def _merged(run: list[Tablet]) -> Tablet:
+    """One device's tablets with the same measurements as one tablet, rows in order (the last write of a
+    timestamp still wins). A column that is an array of one dtype in every tablet stays an array."""
+    first = run[0]
+    if len(run) == 1:
+        return first
+    columns: list[Any] = []
+    nulls: list[np.ndarray | None] = []
+    for index in range(len(first.columns)):
+        parts = [tablet.columns[index] for tablet in run]
+        masks = [None if tablet.nulls is None else tablet.nulls[index] for tablet in run]
+        dtype = getattr(parts[0], "dtype", None)
+        if dtype is not None and all(type(part) is np.ndarray and part.dtype == dtype for part in parts):
+            columns.append(np.concatenate(parts))
+            if any(mask is not None for mask in masks):
+                nulls.append(np.concatenate([np.zeros(len(part), np.bool_) if mask is None else mask
+                                             for part, mask in zip(parts, masks, strict=True)]))
+            else:
+                nulls.append(None)
+        else:
+            columns.append([value for part, mask in zip(parts, masks, strict=True) for value in _listed(part, mask)])
+            nulls.append(None)
+    stamps = np.concatenate([tablet.timestamps for tablet in run])
+    has_nulls = any(mask is not None for mask in nulls)
+    return Tablet(first.device, stamps, first.measurements, columns, None, nulls if has_nulls else None)
 
 
 def _not_authorized(context: FormatContext, refused: list[str], *, written: bool) -> str:
