@@ -32,7 +32,7 @@ import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -88,9 +88,11 @@ class SeriesChunk:
     values: Values
 
 
-@dataclass(frozen=True, slots=True)
-class TabletColumn:
-    """One measurement of a tablet; ``mask`` marks the rows that have a value (None: every row)."""
+class TabletColumn(NamedTuple):
+    """One measurement of a tablet; ``mask`` marks the rows that have a value (None: every row).
+
+    A named tuple: a call of many small tablets creates one per column, and a tuple is cheap to create.
+    """
 
     measurement: str
     data_type: TSDataType

@@ -416,7 +416,8 @@ class Ingest:
                 if schema is None or type(column) is not np.ndarray:
                     return None
                 data_type = schema.data_type
-                if column.dtype != NUMPY_DTYPE[data_type] or data_type is _TEXT or (
+                expected = NUMPY_DTYPE[data_type]
+                if (column.dtype is not expected and column.dtype != expected) or data_type is _TEXT or (
                     types is not None and types[index] not in (None, data_type)
                 ):
                     return None
