@@ -380,8 +380,10 @@ class _FileRead:
         return [part for part in parts if len(part[0])]  # type: ignore[misc]
 
 
-#: Points at which a read is spread over threads (below it the hand-off costs more than it saves).
+#: Points at which a read is spread over threads (below it the hand-off costs more than it saves), and the
+#: fewest points of a piece.
 _PARALLEL_POINTS = 200_000
+_PIECE_POINTS = 50_000
 _WORKERS = max(1, (os.cpu_count() or 1) - 1)
 #: Threads that decode alongside the reading thread, one per further core (started on first use).
 _READERS = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="iotdb-read")
@@ -398,7 +400,7 @@ def _read_parts(files: list[_FileRead]) -> list[list[Run]]:
     total = sum(counts)
     if total < _PARALLEL_POINTS or not _WORKERS:
         return [read.parts(read.low, read.high) for read in files]
-    target = -(-total // (2 * (_WORKERS + 1)))
+    target = max(_PIECE_POINTS, -(-total // (4 * (_WORKERS + 1))))  # pieces enough to even out the threads
     pieces: list[tuple[int, int, int]] = []  # (file index, low, high)
     for index, (read, count) in enumerate(zip(files, counts, strict=True)):
         splits = max(1, min(count // target, read.high - read.low + 1))
