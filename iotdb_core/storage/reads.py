@@ -421,8 +421,9 @@ def _read_parts(files: list[_FileRead]) -> list[list[Run]]:
 
     helpers = [_READERS.submit(work) for _ in range(min(_WORKERS, len(pieces) - 1))]
     work()
-    for helper in helpers:
-        helper.result()
+    for helper in helpers:  # every piece is taken: a helper that has not started (the pool busy) is not needed
+        if not helper.cancel():
+            helper.result()
     out: list[list[Run]] = [[] for _ in files]
     for (index, _, _), parts in zip(pieces, found, strict=True):
         out[index].extend(parts or [])
