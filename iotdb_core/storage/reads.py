@@ -8,7 +8,12 @@ newest-wins (:func:`~iotdb_core.storage.merge.merge_runs`). ``last`` is served f
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,7 +63,7 @@ class ReadPath:
         merged = None
         if low <= high:
             with s.versions.pinned() as version:
-                merged = merge_runs([run for _, run in self._visible_runs(version, key, schema, low, high)])
+                merged = self._read(version, key, schema, low, high)
         if merged is None:
             return SeriesResult(np.empty(0, np.int64), np.empty(0, NUMPY_DTYPE[schema.data_type]), schema.data_type)
         return SeriesResult(merged[0], merged[1], schema.data_type)
@@ -178,6 +183,82 @@ class ReadPath:
             low = max(low, ttl.cutoff(key, ttl.now()))
         return low, high
 
+    def _read(self, version: Version, key: SeriesKey, schema: SeriesSchema, low: int, high: int) -> Run | None:
+        """The series' visible points within ``[low, high]``, merged newest-wins.
+
+        Where no two sources overlap in time (the usual case: files flushed in time order, the memtable after
+        them), the points need no merge: the files are read together (:func:`_read_parts`, on several cores
+        when large) and every decoded batch is copied once into the result.
+        """
+        files = self._file_reads(version, key, schema, low, high)
+        memtables = self._memtable_runs(version, key, schema, low, high)
+        spans = sorted(
+            [(read.low, read.high, index) for index, read in enumerate(files)]
+            + [(int(run[0][0]), int(run[0][-1]), -1 - index) for index, (_, run) in enumerate(memtables)]
+        )
+        if schema.data_type is TSDataType.TEXT or any(a[1] >= b[0] for a, b in itertools.pairwise(spans)):
+            runs: list[tuple[int, Run | None]] = [(read.place, read.run()) for read in files]
+            runs.extend(memtables)
+            return merge_runs([run for _, run in sorted(runs, key=lambda item: item[0]) if run is not None])
+        pieces = _read_parts(files)
+        parts: list[Run] = []
+        for _, _, index in spans:
+            parts.extend(pieces[index] if index >= 0 else [memtables[-1 - index][1]])
+        if not parts:
+            return None
+        return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
+
+    def _file_reads(
+        self,
+        version: Version,
+        key: SeriesKey,
+        schema: SeriesSchema,
+        low: int,
+        high: int,
+        *,
+        skip: set[int] | frozenset[int] = frozenset(),
+        only: TableFile | None = None,
+    ) -> list[_FileRead]:
+        """The files to read the series from within ``[low, high]``, and what tombstones hide in each.
+
+        Files in ``skip`` are left out; with ``only`` just that file is read. Data of another type is that of a
+        deleted and re-created series, hidden by the deletion's tombstone, and is left out.
+        """
+        reads: list[_FileRead] = []
+        tombstones = version.tombstones
+        data_type = schema.data_type
+        for place, table in enumerate(version.files):
+            if (only is not None and table is not only) or id(table) in skip:
+                continue
+            info = table.series.get(key)
+            if info is None or info.data_type is not data_type or info.end_time < low or info.start_time > high:
+                continue
+            lo, hi = max(low, info.start_time), min(high, info.end_time)
+            ranges = hidden_ranges(tombstones, key, table.entry.version, table.entry.tombstone_mark, lo, hi)
+            if not covers_all(ranges, lo, hi):
+                reads.append(_FileRead(place, table, key, data_type, lo, hi, ranges))
+        return reads
+
+    def _memtable_runs(
+        self, version: Version, key: SeriesKey, schema: SeriesSchema, low: int, high: int
+    ) -> list[tuple[int, Run]]:
+        """The memtables' runs of the series within ``[low, high]`` without tombstoned points, with each one's
+        place after the files."""
+        runs: list[tuple[int, Run]] = []
+        offset = len(version.files)
+        for place, mem in enumerate(version.memtables, offset):
+            if mem.series_type(key) is not schema.data_type:
+                continue
+            ranges = hidden_ranges(version.tombstones, key, mem.version, 0, low, high)
+            if covers_all(ranges, low, high):
+                continue
+            run = mem.read(key, low, high)
+            if run is not None:
+                run = drop_ranges(run[0], run[1], ranges)
+                if len(run[0]):
+                    runs.append((place, run))
+        return runs
+
     def _visible_runs(
         self,
         version: Version,
@@ -192,37 +273,15 @@ class ReadPath:
         """The series' runs within ``[low, high]`` without tombstoned points, with each source's place.
 
         Sources are numbered oldest first (files, then memtables), the order :func:`merge_runs` needs.
-        Files in ``skip`` are left out; with ``only`` just that file is read. Data of another type is
-        that of a deleted and re-created series, hidden by the deletion's tombstone, and is left out.
+        Files in ``skip`` are left out; with ``only`` just that file is read (and no memtable).
         """
         runs: list[tuple[int, Run]] = []
-        tombstones = version.tombstones
-        data_type = schema.data_type
-        for place, table in enumerate(version.files):
-            if (only is not None and table is not only) or id(table) in skip:
-                continue
-            info = table.series.get(key)
-            if info is None or info.data_type is not data_type or info.end_time < low or info.start_time > high:
-                continue
-            lo, hi = max(low, info.start_time), min(high, info.end_time)
-            ranges = hidden_ranges(tombstones, key, table.entry.version, table.entry.tombstone_mark, lo, hi)
-            if covers_all(ranges, lo, hi):
-                continue
-            run = table.read(key, data_type, lo, hi)
+        for read in self._file_reads(version, key, schema, low, high, skip=skip, only=only):
+            run = read.run()
             if run is not None:
-                runs.append((place, drop_ranges(run[0], run[1], ranges)))
-        if only is not None:
-            return runs
-        offset = len(version.files)
-        for place, mem in enumerate(version.memtables, offset):
-            if mem.series_type(key) is not data_type:
-                continue
-            ranges = hidden_ranges(tombstones, key, mem.version, 0, low, high)
-            if covers_all(ranges, low, high):
-                continue
-            run = mem.read(key, low, high)
-            if run is not None:
-                runs.append((place, drop_ranges(run[0], run[1], ranges)))
+                runs.append((read.place, run))
+        if only is None:
+            runs.extend(self._memtable_runs(version, key, schema, low, high))
         return runs
 
     def tail(self, version: Version, key: SeriesKey, schema: SeriesSchema, high: int) -> tuple[int, Any] | None:
@@ -293,6 +352,82 @@ def _reader(table: TableFile, key: SeriesKey, data_type: TSDataType) -> Callable
         return PointsSegment(run[0], run[1]) if run is not None and len(run[0]) else None
 
     return read
+
+
+@dataclass(frozen=True, slots=True)
+class _FileRead:
+    """One file's part of a read: its place among the sources, the span to read, the ranges tombstones hide."""
+
+    place: int
+    table: TableFile
+    key: SeriesKey
+    data_type: TSDataType
+    low: int
+    high: int
+    hidden: list[tuple[int, int]]
+
+    def run(self) -> Run | None:
+        """The points, as one run."""
+        run = self.table.read(self.key, self.data_type, self.low, self.high)
+        return None if run is None else drop_ranges(run[0], run[1], self.hidden)
+
+    def parts(self, low: int, high: int) -> list[Run]:
+        """The points within ``[low, high]`` (inside this read's span), as the batches the file decodes
+        (numeric and BOOLEAN series)."""
+        parts = self.table.source.read_parts(self.key[0], self.key[1], low, high)
+        if self.hidden:
+            parts = [drop_ranges(part[0], part[1], self.hidden) for part in parts]  # type: ignore[arg-type]
+        return [part for part in parts if len(part[0])]  # type: ignore[misc]
+
+
+#: Points at which a read is spread over threads (below it the hand-off costs more than it saves), and the
+#: fewest points of a piece.
+_PARALLEL_POINTS = 200_000
+_PIECE_POINTS = 50_000
+_WORKERS = max(1, (os.cpu_count() or 1) - 1)
+#: Threads that decode alongside the reading thread, one per further core (started on first use).
+_READERS = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="iotdb-read")
+
+
+def _read_parts(files: list[_FileRead]) -> list[list[Run]]:
+    """Each file's decoded batches in time order.
+
+    A large read is cut into pieces of about equal points (a file's span split evenly in time, its points
+    assumed spread evenly) that the calling thread and the ``_READERS`` threads take in turn; the library
+    decodes without the GIL, and a source opens another native reader when pieces of one file meet.
+    """
+    counts = [read.table.series[read.key].count for read in files]
+    total = sum(counts)
+    if total < _PARALLEL_POINTS or not _WORKERS:
+        return [read.parts(read.low, read.high) for read in files]
+    target = max(_PIECE_POINTS, -(-total // (4 * (_WORKERS + 1))))  # pieces enough to even out the threads
+    pieces: list[tuple[int, int, int]] = []  # (file index, low, high)
+    for index, (read, count) in enumerate(zip(files, counts, strict=True)):
+        splits = max(1, min(count // target, read.high - read.low + 1))
+        width = -(-(read.high - read.low + 1) // splits)
+        pieces.extend((index, low, min(read.high, low + width - 1)) for low in range(read.low, read.high + 1, width))
+    found: list[list[Run] | None] = [None] * len(pieces)
+    order = iter(range(len(pieces)))
+    taking = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with taking:
+                place = next(order, None)
+            if place is None:
+                return
+            index, low, high = pieces[place]
+            found[place] = files[index].parts(low, high)
+
+    helpers = [_READERS.submit(work) for _ in range(min(_WORKERS, len(pieces) - 1))]
+    work()
+    for helper in helpers:  # every piece is taken: a helper that has not started (the pool busy) is not needed
+        if not helper.cancel():
+            helper.result()
+    out: list[list[Run]] = [[] for _ in files]
+    for (index, _, _), parts in zip(pieces, found, strict=True):
+        out[index].extend(parts or [])
+    return out
 
 
 def _holds_between(timestamps: np.ndarray, low: int, high: int) -> bool:

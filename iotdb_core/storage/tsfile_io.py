@@ -715,15 +715,37 @@ def _empty(data_type: TSDataType) -> tuple[np.ndarray, Values]:
 class _Entry:
     info: SeriesInfo
     locator: tuple[int, ...] | None
-    prepared: Any = None
+
+
+#: Most native readers one source opens on its file: concurrent reads of one file decode in parallel.
+MAX_NATIVE_READERS = max(2, min(4, os.cpu_count() or 1))
+
+
+class _Native:
+    """One native reader of a file and the series prepared on it; used by one read at a time (``lock``)."""
+
+    __slots__ = ("lock", "prepared", "reader")
+
+    def __init__(self, reader: Any) -> None:
+        self.lock = threading.Lock()
+        self.reader = reader
+        self.prepared: dict[tuple[str, str], Any] = {}
+
+    def close(self) -> None:
+        for handle in self.prepared.values():
+            handle.close()
+        self.prepared.clear()
+        self.reader.close()
 
 
 class TsFileSource:
     """A reader over one closed TsFile.
 
     Opening reads only the file's metadata. Several sources may be open on the same file at once
-    (each holds its own native reader); one source may be shared between threads, its queries are
-    serialised. Close it (or use it as a context manager) to release the native reader.
+    (each holds its own native readers); one source may be shared between threads: a read that finds
+    the native reader busy opens another (up to :data:`MAX_NATIVE_READERS`, then waits), so concurrent
+    reads of one file decode in parallel (the library releases the GIL). Close it (or use it as a context
+    manager) to release the native readers.
 
     Reads go through prepared series and Arrow batches. Series that are not non-aligned (files from
     other writers), and every series when ``prepared_reads=False``, are read with
@@ -733,26 +755,62 @@ class TsFileSource:
 
     def __init__(self, path: str | os.PathLike[str], *, prepared_reads: bool = True) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _natives and _closed
         self._prepared_reads = prepared_reads
         try:
             self.file_size = self.path.stat().st_size
-            self._reader = tsfile.TsFileReader(str(self.path))
+            first = _Native(tsfile.TsFileReader(str(self.path)))
         except LibraryError as exc:
             raise TsFileError(f"cannot open {self.path}: {exc}") from exc
+        self._natives = [first]
         self._closed = False
         try:
-            self._entries = self._load_entries()
+            self._entries = self._load_entries(first.reader)
         except BaseException:
-            self._reader.close()
+            first.close()
             self._closed = True
             raise
 
-    def _load_entries(self) -> dict[tuple[str, str], _Entry]:
+    @contextlib.contextmanager
+    def _native(self) -> Iterator[_Native]:
+        """A native reader for one read: a free one, a new one while fewer than the limit are open, else the
+        first once it is free."""
+        with self._lock:
+            if self._closed:
+                raise ValueError(f"{self.path.name}: source is closed")
+            natives = list(self._natives)
+        native = next((n for n in natives if n.lock.acquire(blocking=False)), None)
+        if native is None:
+            native = self._open_native(len(natives))
+        if native is None:
+            native = natives[0]
+            native.lock.acquire()
         try:
-            devices = {d.segments: d.path for d in self._reader.get_all_devices()}
-            schemas = self._reader.get_all_timeseries_schemas()
-            metadata = self._reader.get_timeseries_metadata()
+            if self._closed:  # close() takes each native's lock after setting it
+                raise ValueError(f"{self.path.name}: source is closed")
+            yield native
+        finally:
+            native.lock.release()
+
+    def _open_native(self, seen: int) -> _Native | None:
+        """Another native reader, held, if the limit allows one (None otherwise, or if the file cannot be
+        opened again)."""
+        with self._lock:
+            if self._closed or len(self._natives) != seen or seen >= MAX_NATIVE_READERS:
+                return None
+            try:
+                native = _Native(tsfile.TsFileReader(str(self.path)))
+            except (LibraryError, OSError):
+                return None
+            native.lock.acquire()
+            self._natives.append(native)
+            return native
+
+    def _load_entries(self, reader: Any) -> dict[tuple[str, str], _Entry]:
+        try:
+            devices = {d.segments: d.path for d in reader.get_all_devices()}
+            schemas = reader.get_all_timeseries_schemas()
+            metadata = reader.get_timeseries_metadata()
         except LibraryError as exc:
             raise TsFileError(f"cannot read the metadata of {self.path}: {exc}") from exc
         entries: dict[tuple[str, str], _Entry] = {}
@@ -815,16 +873,15 @@ class TsFileSource:
         return self._closed
 
     def close(self) -> None:
-        """Release the prepared series and the native reader; idempotent."""
+        """Release the prepared series and the native readers (after the reads under way); idempotent."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for entry in self._entries.values():
-                if entry.prepared is not None:
-                    entry.prepared.close()
-                    entry.prepared = None
-            self._reader.close()
+            natives, self._natives = self._natives, []
+        for native in natives:
+            with native.lock:
+                native.close()
 
     def series(self) -> dict[tuple[str, str], SeriesInfo]:
         """Every series of the file keyed by (device, measurement)."""
@@ -849,21 +906,34 @@ class TsFileSource:
         dtype (bool, int32, int64, float32, float64) or a list of str for TEXT. KeyError if the file
         does not hold the series.
         """
+        info = self._entry(device, measurement).info
+        parts = self.read_parts(device, measurement, start, end)
+        if not parts:
+            return _empty(info.data_type)
+        timestamps = np.concatenate([part[0] for part in parts])
+        if info.data_type is TSDataType.TEXT:
+            return timestamps, [v for part in parts for v in part[1]]
+        return timestamps, np.concatenate([part[1] for part in parts])
+
+    def read_parts(
+        self, device: str, measurement: str, start: int | None = None, end: int | None = None
+    ) -> list[tuple[np.ndarray, Values]]:
+        """:meth:`read` as the batches the library decodes (in time order, none empty), not joined: a caller
+        joining the points of several files copies each point once instead of once per file and again."""
         entry = self._entry(device, measurement)
         info = entry.info
         low = _TIME_MIN if start is None else int(start)
         high = _TIME_MAX if end is None else int(end)
         if low > high or high < info.start_time or low > info.end_time or info.count == 0:
-            return _empty(info.data_type)
-        with self._lock:
-            if self._closed:
-                raise ValueError(f"{self.path.name}: source is closed")
+            return []
+        with self._native() as native:
             try:
                 if self._prepared_reads and entry.locator is not None:
-                    return self._read_prepared(entry, low, high)
-                return self._read_query(info, low, high)
+                    return self._read_prepared(native, (device, measurement), entry, low, high)
+                found = self._read_query(native, info, low, high)
             except LibraryError as exc:
                 raise TsFileError(f"reading {device}.{measurement} from {self.path}: {exc}") from exc
+        return [found] if len(found[0]) else []
 
     def read_many(
         self, device: str, measurements: Iterable[str], start: int | None = None, end: int | None = None
@@ -871,35 +941,32 @@ class TsFileSource:
         """:meth:`read` for several measurements of one device (each keeps its own timestamps)."""
         return {m: self.read(device, m, start, end) for m in measurements}
 
-    def _read_prepared(self, entry: _Entry, low: int, high: int) -> tuple[np.ndarray, Values]:
-        if entry.prepared is None:
-            entry.prepared = self._reader.prepare_series(entry.locator, trust_index=True)
+    def _read_prepared(
+        self, native: _Native, key: tuple[str, str], entry: _Entry, low: int, high: int
+    ) -> list[tuple[np.ndarray, Values]]:
+        prepared = native.prepared.get(key)
+        if prepared is None:
+            prepared = native.prepared[key] = native.reader.prepare_series(entry.locator, trust_index=True)
         data_type = entry.info.data_type
-        time_parts: list[np.ndarray] = []
-        value_parts: list[Any] = []
-        with self._reader.query_prepared(entry.prepared, start_time=low, end_time=high) as result:
+        dtype = None if data_type is TSDataType.TEXT else _NUMPY_DTYPE[data_type]
+        parts: list[tuple[np.ndarray, Values]] = []
+        with native.reader.query_prepared(prepared, start_time=low, end_time=high) as result:
             while (batch := result.read_arrow_record_batch()) is not None:
                 if batch.num_rows == 0:
                     continue
-                time_parts.append(batch.column(0).to_numpy())
+                timestamps = batch.column(0).to_numpy().astype(np.int64, copy=False)
                 column = batch.column(1)
-                if data_type is TSDataType.TEXT:
-                    value_parts.append(column.to_pylist())
+                if dtype is None:
+                    parts.append((timestamps, column.to_pylist()))
                 else:
-                    value_parts.append(column.to_numpy(zero_copy_only=False))
-        if not time_parts:
-            return _empty(data_type)
-        timestamps = np.concatenate(time_parts).astype(np.int64, copy=False)
-        if data_type is TSDataType.TEXT:
-            return timestamps, [v for part in value_parts for v in part]
-        values = np.concatenate(value_parts).astype(_NUMPY_DTYPE[data_type], copy=False)
-        return timestamps, values
+                    parts.append((timestamps, column.to_numpy(zero_copy_only=False).astype(dtype, copy=False)))
+        return parts
 
-    def _read_query(self, info: SeriesInfo, low: int, high: int) -> tuple[np.ndarray, Values]:
+    def _read_query(self, native: _Native, info: SeriesInfo, low: int, high: int) -> tuple[np.ndarray, Values]:
         batch_rows = min(info.count + 1, 1 << 20)
         time_parts: list[np.ndarray] = []
         value_parts: list[Any] = []
-        with self._reader.query_timeseries(info.device, [info.measurement], low, high) as result:
+        with native.reader.query_timeseries(info.device, [info.measurement], low, high) as result:
             while True:
                 frame = result.read_data_frame(batch_rows)
                 if frame is None or len(frame) == 0 or frame.shape[1] < 2:
