@@ -23,7 +23,9 @@ from iotdb_core.errors import FormatError
 from iotdb_core.formatter import FormatContext, Row
 from iotdb_core.formatter_loader import FormatterHook
 from iotdb_core.metrics import ServiceCounters
+from iotdb_core.paths import PathError
 from iotdb_core.storage.results import WriteFailure
+from iotdb_core.storage.schema import canonical_device
 from iotdb_mqtt.codec.properties import EMPTY_PROPERTIES, Properties
 
 log = logging.getLogger("iotdb.mqtt.ingest")
@@ -161,7 +163,7 @@ class Ingestor:
             owners.append((len(rows), index))
             rows.extend(produced)
         if rows:
-            pending = self._engine.write_rows_deferred(rows)
+            pending = self._engine.write_rows_deferred(by_device(rows))
             result = pending.result
             self._counters.add("rows_written", len(rows))
             self._counters.add("points_written", result.points_written)
@@ -205,6 +207,39 @@ class Ingestor:
                 self._reject(letters, context, orphan, reason)
                 continue
             outcomes[owner] = self._reject(letters, context, publishes[owner], reason)
+
+
+def by_device(rows: list[Row]) -> list[Row]:
+    """``rows`` grouped by device, each device's rows in their order.
+
+    Publishes of many devices arrive interleaved on one connection (an upstream broker's, or a gateway's); the
+    engine validates a run of one device's rows as a tablet, column by column, and interleaved rows one by
+    one, point by point. Only the order within a device decides which write of a timestamp wins, so grouping
+    changes nothing stored. Two spellings of one device (``d1`` and ```d1```) stay in their order: when
+    spellings collide, the rows are returned as they are.
+    """
+    groups: dict[str, list[Row]] = {}
+    try:
+        for row in rows:
+            group = groups.get(row.device)
+            if group is None:
+                groups[row.device] = [row]
+            else:
+                group.append(row)
+    except (AttributeError, TypeError):  # not a row, or an unhashable device: the engine says what is wrong
+        return rows
+    if len(groups) == 1:
+        return rows
+    seen: set[str] = set()
+    for device in groups:
+        try:
+            canonical = canonical_device(device)[0]
+        except PathError:
+            canonical = device  # an invalid device's rows are refused whatever their place
+        if canonical in seen:
+            return rows
+        seen.add(canonical)
+    return [row for group in groups.values() for row in group]
 
 
 def _formatting_call(plugins: pluggy.PluginManager) -> Callable[[str, bytes, FormatContext], list[Row] | None]:

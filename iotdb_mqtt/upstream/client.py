@@ -53,6 +53,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.accepted = False
         self._ticker: asyncio.TimerHandle | None = None
+        self._batch_timer: asyncio.TimerHandle | None = None
         self._outstanding = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -74,6 +75,8 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
         self.session.connection_lost()
         if self.accepted:
             self.server.counters.add("mqtt_upstream_connections_current", -1)
@@ -87,6 +90,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.session.tick(time.monotonic())
         if self.session.state is not State.CLOSED:
             self._schedule_tick()
+
+    def call_later(self, delay: float) -> None:
+        self._batch_timer = asyncio.get_running_loop().call_later(delay, self._batch_due)
+
+    def _batch_due(self) -> None:
+        self._batch_timer = None
+        self.session.batch_due(time.monotonic())
 
     async def wait_idle(self) -> None:
         """Wait until no batch of this connection is being written or awaited."""
@@ -127,7 +137,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def submit(self, batch: UpstreamBatch) -> None:
         # Retained flags are dropped: the upstream broker keeps the retained messages, not this node.
-        publishes = [InboundPublish(p.topic, p.payload, p.qos, p.packet_id, properties=p.properties)
+        publishes = [InboundPublish(p.topic, p.payload, p.qos, p.packet_id, True, False, p.properties)
                      for p in batch.publishes]
         self.server.counters.add("mqtt_upstream_messages_received", len(publishes))
         self._outstanding += 1
@@ -142,7 +152,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.session.batch_failed(batch, error)
             self._finished()
             return
-        self.session.batch_logged(batch)
+        self.session.batch_logged(batch, time.monotonic())
         durable = self.server.await_durable(done.result())
         durable.add_done_callback(lambda finished: self._durable(batch, publishes, finished))
 
@@ -294,6 +304,7 @@ def _session_options(config: UpstreamConfig, index: int, broker: BrokerUri, max_
         session_expiry=config.session_expiry,
         receive_maximum=config.receive_maximum,
         max_packet_size=max_packet_size,
+        batch_delay=config.batch_delay_s,
     )
 
 
