@@ -15,7 +15,7 @@ from iotdb_core.datatypes import TSDataType
 from iotdb_core.errors import ConfigError, FormatError, IoTDBError, PluginError
 from iotdb_core.formatter import FormatContext, PayloadFormatter
 from iotdb_core.hookspecs import hookimpl
-from iotdb_core.model import FlushInfo, Row
+from iotdb_core.model import FlushInfo, Row, Tablet
 
 if TYPE_CHECKING:
     from iotdb_core.storage.engine import Engine
@@ -35,6 +35,7 @@ __all__ = [
     "Row",
     "Settings",
     "TSDataType",
+    "Tablet",
     "__version__",
     "hookimpl",
 ]

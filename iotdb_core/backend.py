@@ -4,7 +4,8 @@
 :class:`iotdb_core.storage.Engine` implements it, and so must an object returned by the
 ``iotdb_storage_backend`` hook (see ``docs/plugins.md``). Calls only some backends offer are separate
 capability protocols, checked with ``isinstance`` (they are ``runtime_checkable``): :class:`SupportsScan`
-(statistics for aggregate pushdown), :class:`SupportsDelete`, :class:`SupportsTTL`,
+(statistics for aggregate pushdown), :class:`SupportsTabletWrites` (many devices' tablets in one durable
+write), :class:`SupportsDelete`, :class:`SupportsTTL`,
 :class:`SupportsHealth` (a read-only state that ``/ping`` reports) and :class:`SupportsStats` (the figures
 ``/metrics``, ``iotdb status`` and the console show). A service that finds a capability
 missing answers "not supported" instead of failing.
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from iotdb_core.config import Settings
     from iotdb_core.datatypes import Compressor, TSDataType, TSEncoding
-    from iotdb_core.model import Health, Row
+    from iotdb_core.model import Health, Row, Tablet
     from iotdb_core.storage.results import Segment, SeriesResult, WriteResult
     from iotdb_core.storage.schema import SeriesSchema
     from iotdb_core.storage.stats import EngineStats
@@ -36,6 +37,7 @@ __all__ = [
     "SupportsScan",
     "SupportsStats",
     "SupportsTTL",
+    "SupportsTabletWrites",
 ]
 
 
@@ -149,6 +151,21 @@ class SupportsScan(Protocol):
     def scan(
         self, path: str, start: int | None = None, end: int | None = None, *, bounds: Any = None
     ) -> list[Segment]: ...
+
+
+@runtime_checkable
+class SupportsTabletWrites(Protocol):
+    """Tablets of many devices written as one unit (the native RPC service's ``insertRecords`` and
+    ``insertTablets``): one durability wait for the call. Without it the services write rows or one
+    ``insert_tablet`` per device."""
+
+    def write_tablets(self, tablets: Sequence[Tablet]) -> WriteResult:
+        """Write the tablets; durable on return. A tablet whose lengths disagree refuses the whole call."""
+        ...
+
+    def write_tablets_deferred(self, tablets: Sequence[Tablet]) -> PendingWriteLike:
+        """Write the tablets; the caller waits before acknowledging them."""
+        ...
 
 
 @runtime_checkable

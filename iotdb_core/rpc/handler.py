@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -38,15 +37,17 @@ from iotdb.thrift.rpc.ttypes import (
 from iotdb_core import __version__
 from iotdb_core.auth import UserStore
 from iotdb_core.authz import ADMIN, AccessDenied, Privilege
+from iotdb_core.backend import SupportsTabletWrites
 from iotdb_core.config import Settings
 from iotdb_core.datatypes import Compressor, TSEncoding
 from iotdb_core.metrics import QUERY_DURATION, ServiceCounters
+from iotdb_core.model import Tablet
 from iotdb_core.paths import PathError, canonical_node, split_path
 from iotdb_core.query import MetadataResult, QueryError, ResultSet, ast, execute, parse
 from iotdb_core.query.errors import ILLEGAL_PATH
 from iotdb_core.query.security import denied
 from iotdb_core.rpc import status as st
-from iotdb_core.rpc.records import as_tablets, write_tablets
+from iotdb_core.rpc.records import as_tablets
 from iotdb_core.rpc.sessions import ClientSession, next_id, parse_zone
 from iotdb_core.rpc.tsblock import ResultPages, pages_of
 from iotdb_core.rpc.values import data_type_of, decode_record, decode_tablet
@@ -75,12 +76,11 @@ class _NotLoggedIn(Exception):
 
 @dataclass(frozen=True)
 class RpcContext:
-    """What every connection shares: the engine, the users, the settings, the threads writing regrouped records."""
+    """What every connection shares: the engine, the users, the settings."""
 
     engine: Any
     settings: Settings
     users: UserStore
-    writers: Executor
     counters: ServiceCounters | None = None
     """Where query latencies go (``query_duration_seconds``, ``surface="rpc"``), when the service keeps them."""
 
@@ -245,6 +245,10 @@ class ConnectionHandler(generated.Iface):
                                                      list(types), int(size), stamps, values))
                 for index, (device, measurements, values, stamps, types, size) in enumerate(zip(*lists, strict=True))
             ]
+            if isinstance(self.engine, SupportsTabletWrites):
+                tablets = [Tablet(device, t.timestamps, list(measurements), t.arrays, t.types, t.nulls)
+                           for device, measurements, t in decoded]
+                return self._wrote(self.engine.write_tablets(tablets), "insertTablets")
             failures = [self._wrote(self.engine.insert_tablet(device, t.timestamps, measurements, t.columns, t.types),
                                     f"insertTablets {device}") for device, measurements, t in decoded]
             return _combined(failures)
@@ -270,10 +274,10 @@ class ConnectionHandler(generated.Iface):
                                         f"{len(raw or [])} values")
                 values_list.append(list(raw))
                 types_list.append(None)
-        if typed and len(devices) > 1:
+        if typed and len(devices) > 1 and isinstance(self.engine, SupportsTabletWrites):
             tablets = as_tablets(devices, timestamps, measurements, values_list, types_list)
             if tablets is not None:
-                return self._wrote(write_tablets(self.engine, tablets, self.context.writers), what)
+                return self._wrote(self.engine.write_tablets(tablets), what)
         measurements_list = [list(m) for m in measurements]
         if len(set(devices)) > 1:
             # One device's records side by side (a stable sort keeps their order, so the last write of a

@@ -15,13 +15,11 @@ from iotdb_core.rpc.handler import RpcContext
 from iotdb_core.rpc.transport import FramedConnection, connection_factory
 from iotdb_core.tls import ServerTls
 
-__all__ = ["RECORD_WRITERS", "RPC_WORKERS", "RpcServer"]
+__all__ = ["RPC_WORKERS", "RpcServer"]
 
 #: Threads running RPC calls. Inserts wait there for their fsync, so several clients' writes share one
 #: group commit; queries and decoding hold the GIL only part of the time (numpy).
 RPC_WORKERS = 16
-#: Threads writing the per-device tablets of one insertRecords call concurrently (one group commit for all).
-RECORD_WRITERS = 8
 #: Connections the kernel queues before the loop accepts them (10,000 clients may arrive at once).
 _BACKLOG = 4096
 #: Seconds a client has to complete the TLS handshake.
@@ -36,8 +34,7 @@ class RpcServer:
                  counters: ServiceCounters | None = None) -> None:
         self.settings = settings
         self.tls = tls
-        self.writers = ThreadPoolExecutor(RECORD_WRITERS, thread_name_prefix="iotdb-rpc-write")
-        self.context = RpcContext(engine, settings, users, self.writers, counters)
+        self.context = RpcContext(engine, settings, users, counters)
         self.executor = ThreadPoolExecutor(RPC_WORKERS, thread_name_prefix="iotdb-rpc")
         self.connections: set[FramedConnection] = set()
         self._server: asyncio.Server | None = None
@@ -54,7 +51,6 @@ class RpcServer:
                 ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self.tls is not None else None)
         except OSError as exc:
             self.executor.shutdown(wait=False)
-            self.writers.shutdown(wait=False)
             if exc.errno == errno.EADDRINUSE:
                 raise IoTDBError(
                     f"cannot serve RPC on {host}:{port}: the port is in use (set rpc_port to another port)"
@@ -78,4 +74,3 @@ class RpcServer:
         for connection in connections:
             connection.close()
         await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
-        self.writers.shutdown(wait=True)

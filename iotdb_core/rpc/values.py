@@ -74,11 +74,17 @@ def type_code(data_type: TSDataType) -> int:
 
 @dataclass(frozen=True, slots=True)
 class DecodedTablet:
-    """A tablet's int64 timestamps and one column per measurement (numpy, or a list with None for nulls)."""
+    """A tablet's int64 timestamps and one column per measurement (numpy, or a list with None for nulls).
+
+    ``arrays`` and ``nulls`` are the same columns as decoded (numpy for fixed-width types, whatever the
+    bitmap says) with one null mask per column (None: no null), for ``Engine.write_tablets``.
+    """
 
     timestamps: np.ndarray
     columns: list[Any]
     types: list[TSDataType]
+    arrays: list[Any]
+    nulls: list[np.ndarray | None]
 
 
 def decode_tablet(
@@ -113,17 +119,18 @@ def decode_tablet(
             )
         raw.append(np.frombuffer(view, dtype=wire, count=size, offset=offset).astype(native))
         offset = end
-    nulls = _bitmaps(view, offset, size, measurements, where)
+    nulls = [None if mask is None or not mask.any() else mask
+             for mask in _bitmaps(view, offset, size, measurements, where)]
     columns: list[Any] = []
     for column, mask in zip(raw, nulls, strict=True):
-        if mask is None or not mask.any():
+        if mask is None:
             columns.append(column)
             continue
-        items = column.tolist() if isinstance(column, np.ndarray) else column
+        items = column.tolist() if isinstance(column, np.ndarray) else list(column)
         for row in np.flatnonzero(mask).tolist():
             items[row] = None
         columns.append(items)
-    return DecodedTablet(stamps, columns, data_types)
+    return DecodedTablet(stamps, columns, data_types, raw, nulls)
 
 
 def _text_column(view: memoryview, offset: int, size: int, where: str) -> tuple[list[Any], int]:

@@ -14,6 +14,11 @@ Every integer is little-endian. A payload starts with a kind byte.
     per chunk: u16 len + device UTF-8 | u16 len + measurement UTF-8 | u8 type | u32 count
                count x i64 timestamps | values
 
+``KIND_TABLETS`` (3): the tablets of one ``Engine.write_tablets`` call, each laid out as a ``KIND_TABLET``
+payload without its kind byte::
+
+    u8 kind | u32 tablets | per tablet: u16 len + device UTF-8 | u32 rows | u16 columns | ...
+
 Values, for ``n`` points, by type code (the TsFile type ids): BOOLEAN 0 = n x u8; INT32 1 = n x i32;
 INT64 2 = n x i64; FLOAT 3 = n x f32; DOUBLE 4 = n x f64; TEXT 5 = n x u32 byte lengths then the
 concatenated UTF-8 bytes.
@@ -35,6 +40,7 @@ from iotdb_core.storage.errors import CorruptionError
 
 KIND_TABLET = 1
 KIND_SERIES = 2
+KIND_TABLETS = 3
 
 TYPE_CODE: dict[TSDataType, int] = {
     TSDataType.BOOLEAN: 0,
@@ -127,16 +133,32 @@ def encode_series(chunks: Sequence[SeriesChunk]) -> bytes:
     return b"".join(parts)
 
 
+def _tablet_parts(parts: list[bytes], device: str, timestamps: np.ndarray, columns: Sequence[TabletColumn]) -> None:
+    """Append one tablet's body (a ``KIND_TABLET`` payload after its kind byte) to ``parts``."""
+    append = parts.append
+    append(_name(device))
+    append(_TABLET_HEAD.pack(len(timestamps), len(columns)))
+    append(_pack_timestamps(timestamps))
+    for column in columns:
+        append(_name(column.measurement))
+        append(_COLUMN_HEAD.pack(TYPE_CODE[column.data_type], column.mask is not None))
+        if column.mask is not None:
+            append(np.packbits(column.mask).tobytes())
+        append(_pack_values(column.data_type, column.values))
+
+
 def encode_tablet(device: str, timestamps: np.ndarray, columns: Sequence[TabletColumn]) -> bytes:
     """Encode one device's rows as a ``KIND_TABLET`` payload."""
-    parts = [_U8.pack(KIND_TABLET), _name(device), _TABLET_HEAD.pack(len(timestamps), len(columns))]
-    parts.append(_pack_timestamps(timestamps))
-    for column in columns:
-        parts.append(_name(column.measurement))
-        parts.append(_COLUMN_HEAD.pack(TYPE_CODE[column.data_type], column.mask is not None))
-        if column.mask is not None:
-            parts.append(np.packbits(column.mask).tobytes())
-        parts.append(_pack_values(column.data_type, column.values))
+    parts = [_U8.pack(KIND_TABLET)]
+    _tablet_parts(parts, device, timestamps, columns)
+    return b"".join(parts)
+
+
+def encode_tablets(tablets: Sequence[tuple[str, np.ndarray, Sequence[TabletColumn]]]) -> bytes:
+    """Encode ``(device, timestamps, columns)`` tablets as one ``KIND_TABLETS`` payload."""
+    parts = [_U8.pack(KIND_TABLETS), _U32.pack(len(tablets))]
+    for device, timestamps, columns in tablets:
+        _tablet_parts(parts, device, timestamps, columns)
     return b"".join(parts)
 
 
@@ -185,6 +207,24 @@ class _Reader:
             raise CorruptionError(f"WAL payload names unknown type code {code}") from None
 
 
+def _decode_tablet(reader: _Reader) -> Iterator[SeriesChunk]:
+    """One tablet's body as series chunks."""
+    device = reader.name()
+    rows, columns = reader.unpack(_TABLET_HEAD)
+    timestamps = reader.array(_I64, rows).astype(np.int64)
+    for _ in range(columns):
+        measurement = reader.name()
+        code, has_mask = reader.unpack(_COLUMN_HEAD)
+        data_type = reader.data_type(code)
+        if has_mask:
+            packed = reader.array(np.dtype("u1"), (rows + 7) // 8)
+            mask = np.unpackbits(packed, count=rows).astype(bool)
+            column_ts = timestamps[mask]
+        else:
+            column_ts = timestamps
+        yield SeriesChunk(device, measurement, data_type, column_ts, reader.values(data_type, len(column_ts)))
+
+
 def decode(payload: bytes) -> Iterator[SeriesChunk]:
     """Yield a payload's points as series chunks (numpy arrays, native byte order)."""
     reader = _Reader(payload)
@@ -199,20 +239,11 @@ def decode(payload: bytes) -> Iterator[SeriesChunk]:
             timestamps = reader.array(_I64, points).astype(np.int64)
             yield SeriesChunk(device, measurement, data_type, timestamps, reader.values(data_type, points))
     elif kind == KIND_TABLET:
-        device = reader.name()
-        rows, columns = reader.unpack(_TABLET_HEAD)
-        timestamps = reader.array(_I64, rows).astype(np.int64)
-        for _ in range(columns):
-            measurement = reader.name()
-            code, has_mask = reader.unpack(_COLUMN_HEAD)
-            data_type = reader.data_type(code)
-            if has_mask:
-                packed = reader.array(np.dtype("u1"), (rows + 7) // 8)
-                mask = np.unpackbits(packed, count=rows).astype(bool)
-                column_ts = timestamps[mask]
-            else:
-                column_ts = timestamps
-            yield SeriesChunk(device, measurement, data_type, column_ts, reader.values(data_type, len(column_ts)))
+        yield from _decode_tablet(reader)
+    elif kind == KIND_TABLETS:
+        (count,) = reader.unpack(_U32)
+        for _ in range(count):
+            yield from _decode_tablet(reader)
     else:
         raise CorruptionError(f"WAL payload has unknown kind {kind}")
     if reader.pos != len(reader.data):

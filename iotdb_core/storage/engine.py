@@ -30,7 +30,7 @@ import pluggy
 from iotdb_core.config import Settings, default_settings
 from iotdb_core.datatypes import Compressor, TSDataType, TSEncoding
 from iotdb_core.durable import atomic_write
-from iotdb_core.model import Health, Row
+from iotdb_core.model import Health, Row, Tablet
 from iotdb_core.patterns import compile_pattern, matches, series_nodes
 from iotdb_core.storage.arguments import bound, own_errors, sequence, text
 from iotdb_core.storage.background import Background
@@ -221,6 +221,22 @@ class Engine:
         """
         sequence(rows, "write_rows_deferred: rows")
         return self._writes.write_rows_deferred(rows)
+
+    @own_errors
+    def write_tablets(self, tablets: Sequence[Tablet]) -> WriteResult:
+        """Write :class:`~iotdb_core.model.Tablet` s of any devices with one WAL record and one durability wait.
+
+        Every tablet is validated first: one whose lengths disagree (columns, types, null masks, a column's
+        values against the timestamps) refuses the whole call with InvalidArgumentError naming its index and
+        the field, and nothing is written. Values that cannot be stored are failures of the result, as for
+        :meth:`insert_tablet`.
+        """
+        return self._writes.write_tablets(tablets)
+
+    @own_errors
+    def write_tablets_deferred(self, tablets: Sequence[Tablet]) -> PendingWrite:
+        """:meth:`write_tablets`, returning before the durability wait (see :meth:`write_rows_deferred`)."""
+        return self._writes.write_tablets_deferred(tablets)
 
     @own_errors
     def insert_tablet(

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, TSDataType, ValueTypeError
-from iotdb_core.model import Row
+from iotdb_core.model import Row, Tablet
 from iotdb_core.paths import PathError
+from iotdb_core.storage.arguments import sequence
 from iotdb_core.storage.codec import SeriesChunk, TabletColumn
 from iotdb_core.storage.columns import NUMPY_DTYPE, Conversion, check_timestamp, convert_timestamps
 from iotdb_core.storage.errors import InvalidArgumentError, InvalidArgumentTypeError, SchemaError
@@ -293,8 +294,12 @@ class Ingest:
         measurements: Sequence[str],
         columns: Sequence[Any],
         types: Sequence[TSDataType | None] | None,
+        nulls: Sequence[np.ndarray | None] | None = None,
     ) -> PreparedTablet:
-        """Validate a tablet column by column (vectorised), creating new series."""
+        """Validate a tablet column by column (vectorised), creating new series.
+
+        ``nulls``, when given, holds per column None or a boolean array marking the rows without a value.
+        """
         rows = len(timestamps)
         if len(columns) != len(measurements):
             raise ValueError(f"tablet has {len(measurements)} measurements but {len(columns)} columns")
@@ -303,30 +308,36 @@ class Ingest:
         for measurement, column in zip(measurements, columns, strict=True):
             if len(column) != rows:
                 raise ValueError(f"tablet column {measurement!r} has {len(column)} values for {rows} timestamps")
+        present = _present_masks(nulls, len(columns))
         failures: list[WriteFailure] = []
         try:
             canonical, nodes = canonical_device(device)
         except PathError as exc:
-            failures.extend(_all_points(device, timestamps, measurements, columns, str(exc)))
+            failures.extend(_all_points(device, timestamps, measurements, columns, present, str(exc)))
             return PreparedTablet(device, np.empty(0, np.int64), [], failures)
         ts_ok, ts, ts_failures = convert_timestamps(timestamps)
         row_ok = ts_ok.copy()
         for row, raw_ts, reason in ts_failures:
             failures.extend(
                 WriteFailure(device, m, _py(raw_ts), _py(column[row]), reason)
-                for m, column in zip(measurements, columns, strict=True)
-                if column[row] is not None
+                for m, column, given in zip(measurements, columns, present, strict=True)
+                if _has(column, given, row)
             )
-        resolved: list[tuple[str, str, SeriesSchema, Any, TSDataType | None]] = []
+        resolved: list[tuple[str, str, SeriesSchema, Any, np.ndarray | None, TSDataType | None]] = []
         planned: dict[SeriesKey, SeriesSchema] = {}
         for index, measurement in enumerate(measurements):
             raw = columns[index]
+            given = present[index]
+            if given is not None and not given.any():
+                continue  # every row is null
             declared = types[index] if types is not None else None
             try:
                 name = canonical_measurement(measurement)
                 schema = self.registry.get(canonical, name) or planned.get((canonical, name))
                 if schema is None:
-                    data_type = declared if declared is not None else self.conversion.infer_array(raw)
+                    data_type = declared if declared is not None else self.conversion.infer_array(
+                        raw if given is None else _select(raw, given)
+                    )
                     if data_type is None:
                         continue  # every value is None
                     schema = self._plan(canonical, nodes, name, None, data_type)
@@ -334,17 +345,17 @@ class Ingest:
             except (PathError, ValueTypeError, SchemaError) as exc:
                 reason = str(exc)
                 for row in np.flatnonzero(ts_ok).tolist():
-                    if raw[row] is not None:
+                    if _has(raw, given, row):
                         failures.append(WriteFailure(device, measurement, _py(timestamps[row]), _py(raw[row]), reason))
                         if not self.partial:
                             row_ok[row] = False
                 continue
-            resolved.append((measurement, name, schema, raw, declared))
+            resolved.append((measurement, name, schema, raw, given, declared))
         self._create(planned)
         converted: list[tuple[str, str, Any, TSDataType, np.ndarray, np.ndarray]] = []
-        for measurement, name, schema, raw, declared in resolved:
+        for measurement, name, schema, raw, given, declared in resolved:
             actual = self.registry.get(canonical, name) or schema
-            ok, values, column_failures = self.conversion.column(raw, actual.data_type, declared)
+            ok, values, column_failures = self._column(raw, given, actual.data_type, declared)
             for row, value, reason in column_failures:
                 if ts_ok[row]:
                     failures.append(WriteFailure(device, measurement, _py(timestamps[row]), value, reason))
@@ -372,6 +383,97 @@ class Ingest:
             prepared.points += count
             prepared.nbytes += _estimate(data_type, count)
         return prepared
+
+    def _column(
+        self, raw: Any, present: np.ndarray | None, data_type: TSDataType, declared: TSDataType | None
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, Any, str]]]:
+        """:meth:`Conversion.column` of the rows ``present`` marks (None: every row), with row numbers of the
+        whole column."""
+        if present is None:
+            return self.conversion.column(raw, data_type, declared)
+        rows = np.flatnonzero(present)
+        ok_given, values, failures = self.conversion.column(_select(raw, present), data_type, declared)
+        ok = np.zeros(len(present), dtype=bool)
+        ok[rows[ok_given]] = True
+        return ok, values, [(int(rows[row]), value, reason) for row, value, reason in failures]
+
+
+#: A tablet whose shape :func:`check_tablets` accepted: device, timestamps, measurements, columns, parsed
+#: types and null masks.
+CheckedTablet = tuple[str, Any, Any, Any, tuple[TSDataType | None, ...] | None, list[np.ndarray | None] | None]
+
+
+def check_tablets(tablets: object, call: str) -> list[CheckedTablet]:
+    """The shape of every tablet of a ``write_tablets`` call, checked before anything is written.
+
+    Returns per tablet ``(device, timestamps, measurements, columns, types, nulls)`` with type names parsed
+    and null masks as boolean arrays. Raises InvalidArgumentError (or its TypeError kind) naming the call,
+    the tablet's index and the field, so one wrong-shaped tablet refuses the whole call.
+    """
+    checked: list[CheckedTablet] = []
+    for index, tablet in enumerate(sequence(tablets, f"{call}: tablets")):
+        where = f"{call}: tablets[{index}]"
+        if not isinstance(tablet, Tablet):
+            raise InvalidArgumentTypeError(f"{where}: expected a Tablet, got {type(tablet).__name__}")
+        if not isinstance(tablet.device, str):
+            raise InvalidArgumentTypeError(f"{where}.device: expected a string, got {type(tablet.device).__name__}")
+        timestamps = sequence(tablet.timestamps, f"{where}.timestamps")
+        measurements = sequence(tablet.measurements, f"{where}.measurements")
+        columns = sequence(tablet.columns, f"{where}.columns")
+        rows, width = len(timestamps), len(measurements)
+        if len(columns) != width:
+            raise InvalidArgumentError(f"{where}.columns: {len(columns)} columns for {width} measurements")
+        for position, column in enumerate(columns):
+            if len(sequence(column, f"{where}.columns[{position}]")) != rows:
+                raise InvalidArgumentError(
+                    f"{where}.columns[{position}]: {len(column)} values for {rows} timestamps"
+                )
+        types = data_types(tablet.types, f"{where}.types", width)
+        nulls: list[np.ndarray | None] | None = None
+        if tablet.nulls is not None:
+            given = sequence(tablet.nulls, f"{where}.nulls")
+            if len(given) != width:
+                raise InvalidArgumentError(f"{where}.nulls: {len(given)} null masks for {width} columns")
+            nulls = [_null_mask(mask, f"{where}.nulls[{position}]", rows) for position, mask in enumerate(given)]
+        checked.append((tablet.device, timestamps, measurements, columns, types, nulls))
+    return checked
+
+
+def _null_mask(mask: object, argument: str, rows: int) -> np.ndarray | None:
+    """A null mask as a boolean array of ``rows`` entries (None stays None); InvalidArgumentError otherwise."""
+    if mask is None:
+        return None
+    values = sequence(mask, argument)
+    if isinstance(values, np.ndarray):
+        if values.dtype != np.bool_:
+            raise InvalidArgumentTypeError(f"{argument}: expected a boolean array, got dtype {values.dtype}")
+        array = values
+    else:
+        if not all(type(value) is bool or isinstance(value, np.bool_) for value in values):
+            raise InvalidArgumentTypeError(f"{argument}: expected booleans (true where the row has no value)")
+        array = np.array(values, dtype=np.bool_)
+    if len(array) != rows:
+        raise InvalidArgumentError(f"{argument}: {len(array)} entries for {rows} timestamps")
+    return array
+
+
+def _present_masks(nulls: Sequence[np.ndarray | None] | None, width: int) -> list[np.ndarray | None]:
+    """Per column the rows that have a value (None: every row whose entry is not None)."""
+    if nulls is None:
+        return [None] * width
+    return [None if mask is None or not mask.any() else ~mask for mask in nulls]
+
+
+def _select(raw: Any, present: np.ndarray) -> Any:
+    """The entries of a column at the rows ``present`` marks."""
+    if isinstance(raw, np.ndarray):
+        return raw[present]
+    return [value for value, keep in zip(raw, present.tolist(), strict=True) if keep]
+
+
+def _has(column: Any, present: np.ndarray | None, row: int) -> bool:
+    """Whether a column holds a value at ``row``."""
+    return (present is None or bool(present[row])) and column[row] is not None
 
 
 def _run_end(rows: Sequence[Row], start: int) -> int:
@@ -407,13 +509,18 @@ def _py(value: Any) -> Any:
 
 
 def _all_points(
-    device: str, timestamps: Any, measurements: Sequence[str], columns: Sequence[Any], reason: str
+    device: str,
+    timestamps: Any,
+    measurements: Sequence[str],
+    columns: Sequence[Any],
+    present: Sequence[np.ndarray | None],
+    reason: str,
 ) -> list[WriteFailure]:
     return [
         WriteFailure(device, measurement, _py(timestamps[row]), _py(column[row]), reason)
-        for measurement, column in zip(measurements, columns, strict=True)
+        for measurement, column, given in zip(measurements, columns, present, strict=True)
         for row in range(len(timestamps))
-        if column[row] is not None
+        if _has(column, given, row)
     ]
 
 

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from iotdb_core.datatypes import INT64_MAX, INT64_MIN, TSDataType
-from iotdb_core.model import Row
+from iotdb_core.model import Row, Tablet
 from iotdb_core.patterns import Pattern, compile_pattern, matches, pattern_text, series_nodes
 from iotdb_core.storage import codec
 from iotdb_core.storage.codec import SeriesChunk
 from iotdb_core.storage.columns import to_array
 from iotdb_core.storage.errors import WriteRejectedError
 from iotdb_core.storage.health import storage_failure
-from iotdb_core.storage.ingest import PreparedRows, PreparedTablet, data_types
+from iotdb_core.storage.ingest import CheckedTablet, PreparedRows, PreparedTablet, check_tablets, data_types
 from iotdb_core.storage.memtable import LastCache, MemTable, SeriesKey, newest_index, strictly_increasing
 from iotdb_core.storage.results import WriteResult
 from iotdb_core.storage.state import EngineState
@@ -186,7 +186,51 @@ class WritePath:
             s.hook.iotdb_after_write(rows=rows, result=result)
         return result
 
-    def _commit(self, prepared: PreparedRows | PreparedTablet, epoch: int, *, wait: bool = True) -> int | None:
+    def write_tablets(self, tablets: Sequence[Tablet]) -> WriteResult:
+        """Write tablets of any devices with one WAL record and one durability wait."""
+        return self.write_tablets_deferred(tablets).wait()
+
+    def write_tablets_deferred(self, tablets: Sequence[Tablet]) -> PendingWrite:
+        """Validate every tablet, then log them as one WAL record (``KIND_TABLETS``) in one gate pass; return
+        before the durability wait.
+
+        A tablet whose shape is wrong refuses the whole call (InvalidArgumentError naming its index and the
+        field) before anything is written. Rejected values are failures of the result, as for a tablet.
+        """
+        s = self.state
+        s.check_open()
+        checked = check_tablets(tablets, "write_tablets")
+        s.health.check()
+        try:
+            return self._write_tablets_deferred(checked)
+        except (OSError, WalError) as exc:
+            self._refused(exc)
+            raise
+
+    def _write_tablets_deferred(self, checked: list[CheckedTablet]) -> PendingWrite:
+        s = self.state
+        rows: list[Row] | None = None
+        if s.hook.iotdb_before_write.get_hookimpls():
+            # As for insert_tablet: hooks see rows, and when they change none the tablets stay columns.
+            rows = [row for tablet in checked for row in _tablet_rows(*tablet)]
+            given = list(rows)
+            s.hook.iotdb_before_write(rows=rows, settings=s.settings)
+            if len(rows) != len(given) or any(row is not before for row, before in zip(rows, given, strict=True)):
+                return self._write_rows_deferred(rows)
+        while True:
+            epoch = s.schema_epoch
+            prepared = [s.ingest.tablet(*tablet) for tablet in checked]
+            result = WriteResult(sum(p.points for p in prepared), [f for p in prepared for f in p.failures])
+            ticket = self._commit(prepared, epoch, wait=False) if result.points_written else 0
+            if ticket is not None:
+                break
+        if rows is None and s.hook.iotdb_after_write.get_hookimpls():
+            rows = [row for tablet in checked for row in _tablet_rows(*tablet)]
+        return PendingWrite(self, rows or [], result, ticket)
+
+    def _commit(
+        self, prepared: PreparedRows | PreparedTablet | list[PreparedTablet], epoch: int, *, wait: bool = True
+    ) -> int | None:
         """Log and apply validated points: memory reservation, gate, WAL, memtable.
 
         Returns a WAL ticket; with ``wait=False`` the caller must wait for it to be durable. Returns None,
@@ -194,14 +238,28 @@ class WritePath:
         ``epoch``: the caller validates them again (re-creating the series).
         """
         s = self.state
+        nbytes: int
         if isinstance(prepared, PreparedRows):
             encode: Callable[[], bytes] = lambda: codec.encode_series(prepared.chunks)  # noqa: E731
             apply: Callable[[MemTable], None] = lambda mem: apply_chunks(s.last, mem, prepared.chunks)  # noqa: E731
-        else:
+            nbytes = prepared.nbytes
+        elif isinstance(prepared, PreparedTablet):
             encode = lambda: codec.encode_tablet(prepared.device, prepared.timestamps, prepared.columns)  # noqa: E731
             apply = lambda mem: apply_tablet(s.last, mem, prepared)  # noqa: E731
+            nbytes = prepared.nbytes
+        else:
+            written = [tablet for tablet in prepared if tablet.columns]
+            encode = lambda: codec.encode_tablets(  # noqa: E731
+                [(tablet.device, tablet.timestamps, tablet.columns) for tablet in written]
+            )
+
+            def apply(mem: MemTable) -> None:
+                for tablet in written:
+                    apply_tablet(s.last, mem, tablet)
+
+            nbytes = sum(tablet.nbytes for tablet in written)
         payload = encode() if s.wal_mode is not WalMode.DISABLE else b""
-        reserved = self._reserve(prepared.nbytes)
+        reserved = self._reserve(nbytes)
         try:
             with s.gate.shared():
                 s.check_open()
@@ -377,12 +435,17 @@ def _tablet_rows(
     measurements: Sequence[str],
     columns: Sequence[Sequence[Any] | np.ndarray],
     types: Sequence[TSDataType | None] | None,
+    nulls: Sequence[np.ndarray | None] | None = None,
 ) -> list[Row]:
-    """A tablet as rows, for hook implementations."""
+    """A tablet as rows (None where a null mask says so), for hook implementations."""
     names = tuple(measurements)
     kinds = None if types is None else tuple(types)
     stamps = timestamps.tolist() if isinstance(timestamps, np.ndarray) else list(timestamps)
     lists = [column.tolist() if isinstance(column, np.ndarray) else list(column) for column in columns]
+    for position, mask in enumerate(nulls or ()):
+        if mask is not None and mask.any():
+            for row in np.flatnonzero(mask).tolist():
+                lists[position][row] = None
     return [
         Row(device, stamp, names, tuple(column[i] for column in lists), kinds) for i, stamp in enumerate(stamps)
     ]
