@@ -38,6 +38,8 @@ RECONNECT_BASE_S = 0.5
 CONNECT_TIMEOUT_S = 10.0
 #: Seconds :meth:`UpstreamLink.stop` waits for the in-flight batches to be acknowledged.
 STOP_TIMEOUT_S = 30.0
+#: A read smaller than this, with a batch delay configured, holds the socket unread for a quarter of the delay.
+COALESCE_BELOW_BYTES = 16384
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -54,6 +56,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.accepted = False
         self._ticker: asyncio.TimerHandle | None = None
         self._batch_timer: asyncio.TimerHandle | None = None
+        #: With a batch delay, how long a small read leaves the socket unread so that the next read takes
+        #: what arrived meanwhile in one go, instead of waking the loop for every packet the broker writes.
+        self._hold_s = options.batch_delay / 4
+        self._holding: asyncio.TimerHandle | None = None
+        self._session_paused = False
         self._outstanding = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -68,6 +75,16 @@ class UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.session.receive_data(data, time.monotonic())
+        if self._hold_s and len(data) < COALESCE_BELOW_BYTES and self._holding is None and not self._session_paused:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+                self._holding = asyncio.get_running_loop().call_later(self._hold_s, self._release)
+
+    def _release(self) -> None:
+        self._holding = None
+        if not self._session_paused:
+            self._resume_transport()
 
     def eof_received(self) -> bool:
         return False
@@ -77,6 +94,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._ticker.cancel()
         if self._batch_timer is not None:
             self._batch_timer.cancel()
+        if self._holding is not None:
+            self._holding.cancel()
         self.session.connection_lost()
         if self.accepted:
             self.server.counters.add("mqtt_upstream_connections_current", -1)
@@ -114,10 +133,16 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.close()
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        self._session_paused = True
+        if self._holding is None and self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
+        self._session_paused = False
+        if self._holding is None:
+            self._resume_transport()
+
+    def _resume_transport(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
