@@ -3,7 +3,7 @@
 Complements ``bench/mqtt_bench.py``: the payloads are the load generator's, the stages are the server's
 (codec parse of MQTT 3.1.1 and 5, formatter through the pluggy hook and directly, ``format_columns`` (rows and
 tablets), ``Ingest.rows``, the whole ``Ingestor.ingest`` with ``wal_mode=DISABLE``, which formats into tablets
-when no write hook is registered). Best of ``--rounds``; run from the project root::
+when no iotdb_before_write hook is registered). Best of ``--rounds``; run from the project root::
 
     IOTDB_DISABLE_PLUGINS=bounds python -m bench.mqtt_stages [--rounds 5]
 

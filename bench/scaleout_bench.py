@@ -47,12 +47,22 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``bench`` and the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.mqtt_bench import _free_port, count_points, host_busy, probe_fsync, run_publish, thread_cpu
+from bench.mqtt_bench import (
+    _free_port,
+    count_points,
+    host_busy,
+    print_profile,
+    probe_fsync,
+    run_publish,
+    summarize_profile,
+    thread_cpu,
+)
 from bench.mqtt_loadgen import publish_worker
 from iotdb_core.cli.status_cmd import fetch_metrics, parse_metrics
 from iotdb_core.testing.server import ServerProcess
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+MODES = ("direct", "upstream", "shared2", "upstream-backlog", "shared2-backlog")
 _SPAWN = multiprocessing.get_context("spawn")
 
 
@@ -88,13 +98,38 @@ def cpu_seconds(pid: int) -> float:
     return sum(thread_cpu(pid).values())
 
 
+class Profiler:
+    """py-spy recording one process for ``seconds`` (raw collapsed stacks), when ``--profile DIR`` is given."""
+
+    def __init__(self, args: argparse.Namespace, pid: int, name: str, seconds: float) -> None:
+        self.path = Path(args.profile) / f"{name}.pyspy.txt" if args.profile else None
+        self.process: subprocess.Popen[bytes] | None = None
+        if self.path is not None:
+            command = ["py-spy", "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
+                       "--rate", "100", "--nonblocking", "--gil", "--format", "raw", "-o", str(self.path)]
+            self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def finish(self, label: str) -> None:
+        """Wait for py-spy and print the hottest functions."""
+        if self.process is None or self.path is None:
+            return
+        _, err = self.process.communicate(timeout=60)
+        if self.process.returncode or not self.path.exists():
+            print(f"py-spy failed: {err.decode(errors='replace').strip()}", file=sys.stderr)
+            return
+        print_profile(label, {"mode": "gil", **summarize_profile(self.path, top=25)})
+
+
 # ---------------------------------------------------------------------------------------------- part cpu
 
 def run_direct(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
     server = ServerProcess(workdir / "direct", {"mqtt_allow_anonymous": "true", "mqtt_ws_port": -1}).start()
     try:
         assert server.process is not None
-        result = run_publish(server.host, server.port, server.process.pid, "single", args, "direct")
+        profile = Path(args.profile) / f"direct{args.run}.pyspy.txt" if args.profile else None
+        result = run_publish(server.host, server.port, server.process.pid, "single", args, "direct", profile)
+        if profile is not None and profile.exists():
+            print_profile("direct", {"mode": "gil", **summarize_profile(profile, top=25)})
     finally:
         server.stop(timeout=120)
     _, points = count_points(server.data_dir)
@@ -137,6 +172,7 @@ def run_upstream(workdir: Path, args: argparse.Namespace, nodes_count: int, *, b
         for pipe in pipes:
             pipe.send(("go", warm_end, end, args.drain))
         time.sleep(max(0.0, warm_end - time.monotonic()))
+        profiler = Profiler(args, nodes[0].process.pid, f"{tag}-{args.run}", args.seconds)  # type: ignore[union-attr]
         acked0 = [metric(node, "iotdb_mqtt_upstream_messages_acknowledged") for node in nodes]
         cpu0 = [cpu_seconds(node.process.pid) for node in nodes]  # type: ignore[union-attr]
         broker0, host0 = cpu_seconds(broker.process.pid), host_busy()
@@ -148,6 +184,7 @@ def run_upstream(workdir: Path, args: argparse.Namespace, nodes_count: int, *, b
         results = [pipe.recv() for pipe in pipes if pipe.poll(args.drain + 60)]
         for worker in workers:
             worker.join(10)
+        profiler.finish(f"{tag} node 0")
         published = sum(r["acked"] for r in results)
         drain_deadline = time.monotonic() + args.node_drain
         while sum(metric(node, "iotdb_mqtt_upstream_messages_acknowledged") for node in nodes) < published:
@@ -183,6 +220,7 @@ def _drain_window(broker: Broker, nodes: list[ServerProcess], args: argparse.Nam
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
+    profiler = Profiler(args, pids[0], f"{tag}-{args.run}", 3)
     cpu0, broker0, host0 = [cpu_seconds(pid) for pid in pids], cpu_seconds(broker.process.pid), host_busy()
     started = time.monotonic()
     while sum(metric(node, "iotdb_mqtt_upstream_messages_acknowledged") for node in nodes) < published:
@@ -191,6 +229,7 @@ def _drain_window(broker: Broker, nodes: list[ServerProcess], args: argparse.Nam
         time.sleep(0.2)
     window = time.monotonic() - started
     cpu1, broker1, host1 = [cpu_seconds(pid) for pid in pids], cpu_seconds(broker.process.pid), host_busy()
+    profiler.finish(f"{tag} node 0 draining")
     per_node = [metric(node, "iotdb_mqtt_upstream_messages_acknowledged") for node in nodes]
     for node in nodes:
         node.stop(timeout=120)
@@ -242,7 +281,10 @@ def _publish_for(broker: Broker, args: argparse.Namespace, tag: str) -> int:
 # ---------------------------------------------------------------------------------------------- part forward
 
 def tablet_writer(port: int, device: str, rows: int, rate: float, seconds: float, conn: Any) -> None:
-    """Write tablets of ``rows`` x 10 DOUBLE to ``device`` at about ``rate`` points/s for ``seconds``."""
+    """Write tablets of ``rows`` x 10 DOUBLE to ``device`` at about ``rate`` points/s for ``seconds``.
+
+    The value columns are built once, in the wire's byte order, and only the timestamps change per call, so the
+    writer's own CPU goes to the client library and the RPC rather than to making up data."""
     import numpy as np  # noqa: PLC0415 - in the spawned process
     from iotdb.Session import Session  # noqa: PLC0415
     from iotdb.utils.IoTDBConstants import TSDataType  # noqa: PLC0415
@@ -254,29 +296,37 @@ def tablet_writer(port: int, device: str, rows: int, rate: float, seconds: float
     kinds = [TSDataType.DOUBLE] * 10
     per_call = rows * 10
     interval = per_call / rate
-    started = time.monotonic()
+    base = np.arange(rows, dtype=np.float64) * 0.5
+    values = [(base + i).astype(TSDataType.DOUBLE.np_dtype()) for i in range(10)]
+    offsets = np.arange(rows, dtype=np.int64)
     calls = 0
     conn.send("ready")
     conn.recv()
-    started = time.monotonic()
+    started, cpu0 = time.monotonic(), time.process_time()
     while time.monotonic() - started < seconds:
-        stamps = np.arange(calls * rows, (calls + 1) * rows, dtype=np.int64)
-        values = [stamps * 0.5 + i for i in range(10)]
-        session.insert_tablet(NumpyTablet(device, columns, kinds, values, stamps))
+        stamps = (offsets + calls * rows).astype(TSDataType.INT64.np_dtype())
+        session.insert_tablet(NumpyTablet(device, columns, kinds, list(values), stamps))
         calls += 1
         pause = started + calls * interval - time.monotonic()
         if pause > 0:
             time.sleep(pause)
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu0
     session.close()
-    conn.send({"points": calls * per_call, "seconds": elapsed})
+    conn.send({"points": calls * per_call, "seconds": elapsed, "cpu_s": cpu})
+
+
+#: The example distribution's ``bounds`` plugin (installed in a development checkout) implements
+#: ``iotdb_before_write`` even without rules, which makes the engine turn every tablet into rows; a deployment
+#: forwarding tablets would not run it, so the forward part measures without it.
+FORWARD_ENV = {"IOTDB_DISABLE_PLUGINS": "bounds"}
 
 
 def run_forward(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    target = ServerProcess(workdir / "fw-target", {"mqtt_ws_port": -1, "enable_mqtt_service": "false"}).start()
+    target = ServerProcess(workdir / "fw-target", {"mqtt_ws_port": -1, "enable_mqtt_service": "false"},
+                           env=FORWARD_ENV).start()
     edge = ServerProcess(workdir / "fw-edge", {
         "mqtt_ws_port": -1, "forward_target_nodes": f"127.0.0.1:{target.rpc_port}",
-        "forward_batch_size": args.forward_batch}).start()
+        "forward_batch_size": args.forward_batch}, env=FORWARD_ENV).start()
     samples: list[dict[str, float]] = []
     try:
         pipes, writers = [], []
@@ -326,6 +376,7 @@ def run_forward(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
             "backlog_points_max": max(backlogs), "drain_s": drain_s, "forwarded": forwarded,
             "target_points": target_points, "verified": target_points == points == forwarded,
             "edge_cpu_pct": 100 * edge_cpu / window, "target_cpu_pct": 100 * target_cpu / window,
+            "writers_cpu_pct": 100 * sum(w["cpu_s"] for w in written) / max(w["seconds"] for w in written),
             "host_busy_pct": 100 * (host1[0] - host0[0]) / window, "samples": samples}
 
 
@@ -360,10 +411,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1000, help="rows per tablet (10 DOUBLE columns)")
     parser.add_argument("--writers", type=int, default=1)
     parser.add_argument("--forward-batch", type=int, default=100_000, help="forward_batch_size of the edge")
+    parser.add_argument("--modes", default=",".join(MODES), help="modes of part cpu, comma-separated (default all)")
+    parser.add_argument("--profile", metavar="DIR", default=None,
+                        help="py-spy (--gil) the (first) node of each cpu mode during its window; raw stacks in DIR")
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    args.wal_mode, args.pool_size, args.profile, args.profile_mode = "SYNC", None, None, "gil"
+    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    args.wal_mode, args.pool_size, args.profile_mode, args.profile_rate = "SYNC", None, "gil", 100
     workdir = Path(tempfile.mkdtemp(prefix="scaleout-bench-", dir=args.dir))
     args.probe_dir = workdir
     print(f"load average before: {os.getloadavg()}")
@@ -373,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.part in ("cpu", "all"):
             rows = []
             for run in range(args.repeat):
-                for mode in ("direct", "upstream", "shared2", "upstream-backlog", "shared2-backlog"):
+                args.run = run
+                for mode in modes:
                     directory = workdir / f"cpu{run}"
                     directory.mkdir(exist_ok=True)
                     row = run_direct(directory, args) if mode == "direct" else run_upstream(

@@ -207,6 +207,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "how long an upstream broker keeps this node's session and queued messages while it is away (MQTT 5)"),
     Option("mqtt_upstream_receive_maximum", 1000, integer(1, 65535), "an integer 1-65535",
            "QoS 1 and 2 messages an upstream broker may have unacknowledged in flight to this node"),
+    Option("mqtt_upstream_batch_delay_in_ms", 20, integer(0, 1000), "milliseconds, 0-1000",
+           "most a message from an upstream broker waits for more to be written with it (0: written at once)"),
     Option("mqtt_upstream_keep_alive", 60, integer(0, 65535), "seconds, 0-65535",
            "keep alive of the upstream connections (0: none)"),
     Option("mqtt_upstream_reconnect_max_in_ms", 30000, integer(100), "milliseconds, at least 100",

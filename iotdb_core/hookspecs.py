@@ -17,7 +17,7 @@ from iotdb_core.backend import StorageBackend
 from iotdb_core.config import Option, Settings
 from iotdb_core.formatter import FormatContext
 from iotdb_core.metrics import MetricFigure
-from iotdb_core.model import FlushInfo, Row
+from iotdb_core.model import FlushInfo, Row, Tablet
 
 if TYPE_CHECKING:
     from iotdb_core.storage.engine import Engine
@@ -78,11 +78,16 @@ def iotdb_before_write(rows: list[Row], settings: Settings) -> None:
 
 
 @hookspec
-def iotdb_after_write(rows: Sequence[Row], result: WriteResult) -> None:
+def iotdb_after_write(rows: Sequence[Row], result: WriteResult, tablets: Sequence[Tablet] | None) -> None:
     """Observe rows once they are durable (per ``wal_mode``).
 
-    :param rows: the rows that were written (after :func:`iotdb_before_write`).
+    :param rows: the rows that were written (after :func:`iotdb_before_write`). For a tablet write they are
+        made from the tablets on first use.
     :param result: counts of points written and the measurements that failed, with reasons.
+    :param tablets: for a tablet write (``insert_tablet``, ``write_tablets``) that no ``iotdb_before_write``
+        implementation changed, the tablets as written (types parsed, null masks as boolean arrays), the same
+        points as ``rows``: an implementation that reads them column by column never needs the rows made;
+        ``None`` for a write of rows.
     """
 
 

@@ -4,9 +4,12 @@ The entry point (group ``iotdb``, name ``forward``) declares the ``forward_*`` k
 names target nodes it registers :class:`Forwarding`, whose hooks do the work:
 
 - ``iotdb_after_write`` appends every durable write's stored points to the outbox (:mod:`iotdb_forward.outbox`),
-  before the write returns to its caller, durable as the local write is;
+  before the write returns to its caller, durable as the local write is (a tablet write column by column,
+  from the hook's ``tablets``, without rows);
 - a sending thread (:mod:`iotdb_forward.sender`) forwards the outbox in tablets and moves its cursor;
-- ``iotdb_before_write`` refuses writes while the outbox holds ``forward_max_backlog_bytes`` not yet forwarded:
+- ``iotdb_before_write`` (of :class:`BacklogGuard`, registered only while the backlog is full, so that a write
+  is not turned into rows for the hook while there is room) refuses writes while the outbox holds
+  ``forward_max_backlog_bytes`` not yet forwarded:
   the writer gets an error (MQTT: no acknowledgement, so the publisher or upstream broker keeps the message)
   instead of the backlog growing without bound; refusals are counted;
 - ``iotdb_metrics`` reports backlog, lag, the last error and the counters for ``/metrics`` and ``iotdb status``.
@@ -29,12 +32,12 @@ from iotdb_core import hookimpl
 from iotdb_core.backend import StorageBackend
 from iotdb_core.config import Option, Settings, integer, non_empty, text
 from iotdb_core.metrics import MetricFigure
-from iotdb_core.model import Row
+from iotdb_core.model import Row, Tablet
 from iotdb_core.storage.errors import WriteRejectedError
 from iotdb_core.storage.results import WriteResult
 from iotdb_forward.outbox import Outbox
 from iotdb_forward.sender import Sender, Target
-from iotdb_forward.tablets import row_groups
+from iotdb_forward.tablets import row_groups, tablet_groups
 
 log = logging.getLogger("iotdb.forward")
 
@@ -84,18 +87,21 @@ class ForwardEntry:
     @hookimpl
     def iotdb_configure(self, settings: Settings, plugins: pluggy.PluginManager) -> None:
         if settings.get("forward_target_nodes") and not plugins.has_plugin("iotdb-forwarding"):
-            plugins.register(Forwarding(settings), name="iotdb-forwarding")
+            plugins.register(Forwarding(settings, plugins), name="iotdb-forwarding")
 
 
 class Forwarding:
     """The working part, registered only while forwarding is configured."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, plugins: pluggy.PluginManager) -> None:
         self.settings = settings
         self.max_backlog = int(settings.forward_max_backlog_bytes)
         self.outbox: Outbox | None = None
         self.sender: Sender | None = None
         self.refused = 0
+        self._plugins = plugins
+        self._guard = BacklogGuard(self)
+        self._guard_lock = threading.Lock()
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
 
@@ -106,7 +112,8 @@ class Forwarding:
                         password=str(settings.forward_password), batch_points=int(settings.forward_batch_size),
                         interval_s=int(settings.forward_interval_in_ms) / 1000.0,
                         retry_max_s=int(settings.forward_retry_max_interval_in_ms) / 1000.0)
-        self.sender = Sender(outbox, target, engine)
+        self.sender = Sender(outbox, target, engine, acknowledged=self._guard_backlog)
+        self._guard_backlog()
         self.sender.start()
         if outbox.fsync_mode == "ASYNC":
             self._syncer = threading.Thread(target=self._sync_periodically, name="iotdb-forward-sync", daemon=True)
@@ -114,8 +121,8 @@ class Forwarding:
         log.info("forwarding every stored point to %s (%d points waiting from before)", ", ".join(target.nodes),
                  outbox.backlog_points)
 
-    @hookimpl
-    def iotdb_before_write(self, rows: list[Row], settings: Settings) -> None:
+    def refuse_if_full(self) -> None:
+        """Raise :class:`WriteRejectedError` while the outbox holds ``forward_max_backlog_bytes`` not yet forwarded."""
         outbox = self.outbox
         if outbox is not None and outbox.backlog_bytes >= self.max_backlog:
             self.refused += 1
@@ -124,10 +131,34 @@ class Forwarding:
                 f"{outbox.backlog_points} points not yet forwarded; forward_max_backlog_bytes={self.max_backlog}); "
                 f"the target has not acknowledged since {_since(self.sender)}")
 
+    def _guard_backlog(self) -> None:
+        """Register :class:`BacklogGuard` while the backlog is full, unregister it once there is room again
+        (after an append that filled it and after each acknowledged batch)."""
+        outbox = self.outbox
+        if outbox is None:
+            return
+        with self._guard_lock:
+            full = outbox.backlog_bytes >= self.max_backlog
+            guarded = self._plugins.is_registered(self._guard)
+            if full and not guarded:
+                self._plugins.register(self._guard, name="iotdb-forwarding-backlog")
+            elif guarded and not full:
+                self._plugins.unregister(self._guard)
+
     @hookimpl
-    def iotdb_after_write(self, rows: Sequence[Row], result: WriteResult) -> None:
-        if self.outbox is not None and rows and result.points_written:
-            self.outbox.append(row_groups(rows, result.failures), result.points_written)
+    def iotdb_after_write(self, rows: Sequence[Row], result: WriteResult, tablets: Sequence[Tablet] | None) -> None:
+        outbox = self.outbox
+        if outbox is None or not result.points_written:
+            return
+        if tablets is not None:
+            groups = tablet_groups(tablets, result.failures)
+        elif rows:
+            groups = row_groups(rows, result.failures)
+        else:
+            return
+        outbox.append(groups, result.points_written)
+        if outbox.backlog_bytes >= self.max_backlog:
+            self._guard_backlog()
 
     @hookimpl
     def iotdb_shutdown(self, engine: StorageBackend) -> None:
@@ -173,6 +204,22 @@ class Forwarding:
         while not self._stop.wait(ASYNC_SYNC_INTERVAL_S):
             if self.outbox is not None:
                 self.outbox.sync()
+
+
+class BacklogGuard:
+    """The ``iotdb_before_write`` of forwarding, registered only while the backlog is full.
+
+    Kept out of :class:`Forwarding` because the engine turns a tablet write into rows for any
+    ``iotdb_before_write`` implementation: registered all the time, it would cost every tablet write that
+    conversion for a check that passes.
+    """
+
+    def __init__(self, forwarding: Forwarding) -> None:
+        self.forwarding = forwarding
+
+    @hookimpl
+    def iotdb_before_write(self, rows: list[Row], settings: Settings) -> None:
+        self.forwarding.refuse_if_full()
 
 
 def _since(sender: Sender | None) -> str:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from iotdb.SessionPool import PoolConfig, SessionPool
@@ -47,8 +48,11 @@ class Target:
 class Sender:
     """Sends the outbox to the target until stopped; its figures are read by the metrics hook."""
 
-    def __init__(self, outbox: Outbox, target: Target, engine: StorageBackend) -> None:
+    def __init__(self, outbox: Outbox, target: Target, engine: StorageBackend,
+                 acknowledged: Callable[[], None] = lambda: None) -> None:
+        """``acknowledged`` is called on the sending thread after each batch the target acknowledged."""
         self.outbox = outbox
+        self._acknowledged = acknowledged
         self.target = target
         self._engine = engine
         self._types: dict[tuple[str, str], str] = {}
@@ -97,6 +101,7 @@ class Sender:
                 self._stop.wait(backoff.next_delay())
                 continue
             outbox.acknowledge(records)
+            self._acknowledged()
             backoff.reset()
 
     def _send(self, records: list[Record]) -> None:

@@ -16,7 +16,7 @@ from iotdb.utils.BitMap import BitMap
 from iotdb.utils.IoTDBConstants import TSDataType as TargetType
 from iotdb.utils.NumpyTablet import NumpyTablet
 
-from iotdb_core.model import Row
+from iotdb_core.model import Row, Tablet
 from iotdb_core.storage.results import WriteFailure
 from iotdb_forward.outbox import Record, RowGroup
 
@@ -45,6 +45,31 @@ def row_groups(rows: Sequence[Row], failures: Sequence[WriteFailure]) -> list[Ro
             for column, value in zip(group[4], row.values, strict=True):
                 column.append(value)
         groups = list(by_key.values())
+    return _stored(groups, rejected)
+
+
+def tablet_groups(tablets: Sequence[Tablet], failures: Sequence[WriteFailure]) -> list[RowGroup]:
+    """The stored points of a tablet write (the engine's checked tablets) as row groups, one per tablet:
+    numpy columns become lists in C (``tolist``), without making rows."""
+    groups: list[RowGroup] = []
+    for tablet in tablets:
+        stamps = tablet.timestamps
+        timestamps: list[int] = stamps.tolist() if isinstance(stamps, np.ndarray) else list(stamps)
+        columns: list[list[Any]] = [column.tolist() if isinstance(column, np.ndarray) else list(column)
+                                    for column in tablet.columns]
+        for position, mask in enumerate(tablet.nulls or ()):
+            if mask is not None and np.any(mask):
+                for index in np.flatnonzero(mask).tolist():
+                    columns[position][index] = None
+        types: tuple[str | None, ...] = tuple(
+            None if t is None else str(getattr(t, "value", t)) for t in tablet.types) if tablet.types else \
+            (None,) * len(tablet.measurements)
+        groups.append((tablet.device, tuple(tablet.measurements), types, timestamps, columns))
+    return _stored(groups, {(f.device, f.measurement, f.timestamp) for f in failures})
+
+
+def _stored(groups: list[RowGroup], rejected: set[tuple[str, str, Any]]) -> list[RowGroup]:
+    """``groups`` with the values the engine rejected left out (None), as plain Python values."""
     if rejected:
         for device, measurements, _types, timestamps, columns in groups:
             for measurement, column in zip(measurements, columns, strict=True):

@@ -24,7 +24,9 @@ from iotdb_core.errors import FormatError
 from iotdb_core.formatter import FormatContext, Formatted, Row, Tablet
 from iotdb_core.formatter_loader import FormatterHook
 from iotdb_core.metrics import ServiceCounters
+from iotdb_core.paths import PathError
 from iotdb_core.storage.results import WriteFailure
+from iotdb_core.storage.schema import canonical_device
 from iotdb_mqtt.codec.properties import EMPTY_PROPERTIES, Properties
 
 log = logging.getLogger("iotdb.mqtt.ingest")
@@ -113,7 +115,7 @@ class Ingestor:
                  counters: ServiceCounters, authorizer: Authorizer | None = None) -> None:
         self._format = _formatting_call(plugins)
         self._format_columns = _columns_call(plugins, engine)
-        self._write_hooks = (plugins.hook.iotdb_before_write, plugins.hook.iotdb_after_write)
+        self._before_write = plugins.hook.iotdb_before_write
         self._authorizer = authorizer
         self._engine = engine
         self._dead_letters = dead_letters
@@ -187,9 +189,10 @@ class Ingestor:
         return PublishOutcome(code, _shorten(reason))
 
     def _tablets_pay(self) -> bool:
-        """Whether to format into tablets: the backend takes them, and no write hook is registered (the engine
-        hands hooks every tablet as rows, which costs more than formatting rows in the first place)."""
-        return self._format_columns is not None and not any(hook.get_hookimpls() for hook in self._write_hooks)
+        """Whether to format into tablets: the backend takes them, and no ``iotdb_before_write`` hook is registered
+        (the engine hands that hook every tablet as rows, which costs more than formatting rows in the first place;
+        ``iotdb_after_write`` gets the tablets themselves and rows only if it reads them)."""
+        return self._format_columns is not None and not self._before_write.get_hookimpls()
 
     def _write(self, items: list[Formatted]) -> tuple[PendingWriteLike, int]:
         """Write formatted rows and tablets in one engine call; return it and the number of rows.
@@ -199,12 +202,12 @@ class Ingestor:
         ``write_tablets_deferred``; when a row cannot be a tablet, everything is written as rows.
         """
         if self._format_columns is None or not any(type(item) is Tablet for item in items):
-            return self._engine.write_rows_deferred(items), len(items)  # type: ignore[arg-type]
+            return self._engine.write_rows_deferred(by_device(items)), len(items)  # type: ignore[arg-type]
         written = sum(len(item.timestamps) if type(item) is Tablet else 1 for item in items)
         tablets = _as_tablets(items)
         assert isinstance(self._engine, SupportsTabletWrites)  # _columns_call checked it
         if tablets is None:
-            return self._engine.write_rows_deferred(_as_rows(items)), written
+            return self._engine.write_rows_deferred(by_device(_as_rows(items))), written
         return self._engine.write_tablets_deferred(tablets), written
 
     def _attribute_failures(self, failures: Sequence[WriteFailure], rows: Sequence[Formatted],
@@ -231,6 +234,39 @@ class Ingestor:
                 self._reject(letters, context, orphan, reason)
                 continue
             outcomes[owner] = self._reject(letters, context, publishes[owner], reason)
+
+
+def by_device(rows: list[Row]) -> list[Row]:
+    """``rows`` grouped by device, each device's rows in their order.
+
+    Publishes of many devices arrive interleaved on one connection (an upstream broker's, or a gateway's); the
+    engine validates a run of one device's rows as a tablet, column by column, and interleaved rows one by
+    one, point by point. Only the order within a device decides which write of a timestamp wins, so grouping
+    changes nothing stored. Two spellings of one device (``d1`` and ```d1```) stay in their order: when
+    spellings collide, the rows are returned as they are.
+    """
+    groups: dict[str, list[Row]] = {}
+    try:
+        for row in rows:
+            group = groups.get(row.device)
+            if group is None:
+                groups[row.device] = [row]
+            else:
+                group.append(row)
+    except (AttributeError, TypeError):  # not a row, or an unhashable device: the engine says what is wrong
+        return rows
+    if len(groups) == 1:
+        return rows
+    seen: set[str] = set()
+    for device in groups:
+        try:
+            canonical = canonical_device(device)[0]
+        except PathError:
+            canonical = device  # an invalid device's rows are refused whatever their place
+        if canonical in seen:
+            return rows
+        seen.add(canonical)
+    return [row for group in groups.values() for row in group]
 
 
 def _formatting_call(plugins: pluggy.PluginManager) -> Callable[[str, bytes, FormatContext], list[Row] | None]:

@@ -10,8 +10,8 @@ between its WAL append and its memtable insert while they record a tombstone or 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -201,7 +201,9 @@ class WritePath:
                 self._refused(exc)
                 raise
         if s.hook.iotdb_after_write.get_hookimpls():
-            s.hook.iotdb_after_write(rows=pending.rows, result=pending.result)
+            rows = pending.rows
+            tablets = rows.tablets if isinstance(rows, TabletRows) else None
+            s.hook.iotdb_after_write(rows=rows, result=pending.result, tablets=tablets)
 
     def insert_tablet(
         self,
@@ -251,9 +253,8 @@ class WritePath:
             if not prepared.points or self._commit(prepared, epoch) is not None:
                 break
         if s.hook.iotdb_after_write.get_hookimpls():
-            if rows is None:
-                rows = _tablet_rows(device, timestamps, measurements, columns, types)
-            s.hook.iotdb_after_write(rows=rows, result=result)
+            written = TabletRows((Tablet(device, timestamps, measurements, columns, types),), rows)
+            s.hook.iotdb_after_write(rows=written, result=result, tablets=written.tablets)
         return result
 
     def write_tablets(self, tablets: Sequence[Tablet]) -> WriteResult:
@@ -294,9 +295,10 @@ class WritePath:
             ticket = self._commit(prepared, epoch, wait=False) if result.points_written else 0
             if ticket is not None:
                 break
-        if rows is None and s.hook.iotdb_after_write.get_hookimpls():
-            rows = [row for tablet in checked for row in _tablet_rows(*tablet)]
-        return PendingWrite(self, rows or [], result, ticket)
+        written: Sequence[Row] = rows or []
+        if s.hook.iotdb_after_write.get_hookimpls():
+            written = TabletRows(tuple(Tablet(*tablet) for tablet in checked), rows)
+        return PendingWrite(self, written, result, ticket)
 
     def _commit(
         self, prepared: PreparedRows | PreparedTablet | list[PreparedTablet], epoch: int, *, wait: bool = True
@@ -539,12 +541,45 @@ def _tablet_rows(
     values = zip(*lists, strict=True) if lists else [()] * len(stamps)
     return [Row(device, stamp, names, row, kinds) for stamp, row in zip(stamps, values, strict=True)]
 
+class TabletRows(Sequence[Row]):
+    """A tablet write's rows for ``iotdb_after_write``, made from ``tablets`` on first use (or given, when the
+    ``iotdb_before_write`` hooks already saw them): an implementation reading ``tablets`` costs no rows. The
+    tablets are the engine's checked ones: types parsed, null masks boolean arrays."""
+
+    __slots__ = ("_rows", "tablets")
+
+    def __init__(self, tablets: tuple[Tablet, ...], rows: list[Row] | None = None) -> None:
+        self.tablets = tablets
+        self._rows = rows
+
+    def _made(self) -> list[Row]:
+        if self._rows is None:
+            self._rows = [row for t in self.tablets for row in _tablet_rows(
+                t.device, t.timestamps, t.measurements, t.columns, t.types, t.nulls)]  # type: ignore[arg-type]
+        return self._rows
+
+    def __len__(self) -> int:
+        return sum(len(tablet.timestamps) for tablet in self.tablets)
+
+    @overload
+    def __getitem__(self, index: int) -> Row: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Row]: ...
+
+    def __getitem__(self, index: int | slice) -> Row | list[Row]:
+        return self._made()[index]
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._made())
+
+
 class PendingWrite:
     """A write whose rows are logged and applied but whose durability wait is still to come."""
 
     __slots__ = ("_done", "_writes", "result", "rows", "ticket")
 
-    def __init__(self, writes: WritePath, rows: list[Row], result: WriteResult, ticket: int) -> None:
+    def __init__(self, writes: WritePath, rows: Sequence[Row], result: WriteResult, ticket: int) -> None:
         self._writes = writes
         self.rows = rows
         self.result = result

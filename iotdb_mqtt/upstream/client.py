@@ -38,6 +38,8 @@ RECONNECT_BASE_S = 0.5
 CONNECT_TIMEOUT_S = 10.0
 #: Seconds :meth:`UpstreamLink.stop` waits for the in-flight batches to be acknowledged.
 STOP_TIMEOUT_S = 30.0
+#: A read smaller than this, with a batch delay configured, holds the socket unread for a quarter of the delay.
+COALESCE_BELOW_BYTES = 16384
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -53,6 +55,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.accepted = False
         self._ticker: asyncio.TimerHandle | None = None
+        self._batch_timer: asyncio.TimerHandle | None = None
+        #: With a batch delay, how long a small read leaves the socket unread so that the next read takes
+        #: what arrived meanwhile in one go, instead of waking the loop for every packet the broker writes.
+        self._hold_s = options.batch_delay / 4
+        self._holding: asyncio.TimerHandle | None = None
+        self._session_paused = False
         self._outstanding = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -67,6 +75,16 @@ class UpstreamConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.session.receive_data(data, time.monotonic())
+        if self._hold_s and len(data) < COALESCE_BELOW_BYTES and self._holding is None and not self._session_paused:
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+                self._holding = asyncio.get_running_loop().call_later(self._hold_s, self._release)
+
+    def _release(self) -> None:
+        self._holding = None
+        if not self._session_paused:
+            self._resume_transport()
 
     def eof_received(self) -> bool:
         return False
@@ -74,6 +92,10 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
+        if self._holding is not None:
+            self._holding.cancel()
         self.session.connection_lost()
         if self.accepted:
             self.server.counters.add("mqtt_upstream_connections_current", -1)
@@ -87,6 +109,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.session.tick(time.monotonic())
         if self.session.state is not State.CLOSED:
             self._schedule_tick()
+
+    def call_later(self, delay: float) -> None:
+        self._batch_timer = asyncio.get_running_loop().call_later(delay, self._batch_due)
+
+    def _batch_due(self) -> None:
+        self._batch_timer = None
+        self.session.batch_due(time.monotonic())
 
     async def wait_idle(self) -> None:
         """Wait until no batch of this connection is being written or awaited."""
@@ -104,10 +133,16 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.close()
 
     def pause_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
+        self._session_paused = True
+        if self._holding is None and self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
+        self._session_paused = False
+        if self._holding is None:
+            self._resume_transport()
+
+    def _resume_transport(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
@@ -127,7 +162,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def submit(self, batch: UpstreamBatch) -> None:
         # Retained flags are dropped: the upstream broker keeps the retained messages, not this node.
-        publishes = [InboundPublish(p.topic, p.payload, p.qos, p.packet_id, properties=p.properties)
+        publishes = [InboundPublish(p.topic, p.payload, p.qos, p.packet_id, True, False, p.properties)
                      for p in batch.publishes]
         self.server.counters.add("mqtt_upstream_messages_received", len(publishes))
         self._outstanding += 1
@@ -142,7 +177,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.session.batch_failed(batch, error)
             self._finished()
             return
-        self.session.batch_logged(batch)
+        self.session.batch_logged(batch, time.monotonic())
         durable = self.server.await_durable(done.result())
         durable.add_done_callback(lambda finished: self._durable(batch, publishes, finished))
 
@@ -294,6 +329,7 @@ def _session_options(config: UpstreamConfig, index: int, broker: BrokerUri, max_
         session_expiry=config.session_expiry,
         receive_maximum=config.receive_maximum,
         max_packet_size=max_packet_size,
+        batch_delay=config.batch_delay_s,
     )
 
 

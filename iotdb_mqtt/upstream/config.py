@@ -51,6 +51,7 @@ class UpstreamConfig:
     protocol_level: int
     session_expiry: int
     receive_maximum: int
+    batch_delay_s: float
     keep_alive: int
     reconnect_max_s: float
     cafile: str | None
@@ -101,6 +102,7 @@ class UpstreamConfig:
             protocol_level=PROTOCOL_LEVELS[settings.mqtt_upstream_protocol],
             session_expiry=int(settings.mqtt_upstream_session_expiry),
             receive_maximum=int(settings.mqtt_upstream_receive_maximum),
+            batch_delay_s=int(settings.mqtt_upstream_batch_delay_in_ms) / 1000.0,
             keep_alive=int(settings.mqtt_upstream_keep_alive),
             reconnect_max_s=int(settings.mqtt_upstream_reconnect_max_in_ms) / 1000.0,
             cafile=str(settings.mqtt_upstream_cafile).strip() or None,

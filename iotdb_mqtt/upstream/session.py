@@ -14,10 +14,14 @@ The rules:
   announces a Receive Maximum, which bounds the QoS 1 and 2 messages the broker has in flight to us, and a
   Maximum Packet Size. After CONNACK the filters are subscribed (again: a subscription replaces itself).
 - Publishes are written in batches, like a direct client's: whatever arrives while the previous batch is
-  being written is the next batch. A PUBACK (QoS 1) or PUBREC (QoS 2) goes to the broker only once its batch
-  is durable, in arrival order. A failed write acknowledges nothing and closes the connection; the broker
-  redelivers after the reconnect. A QoS 2 message is written on every receipt (its points are idempotent per
-  timestamp), and PUBREL is answered with PUBCOMP at once: its PUBREC was sent only after the write was durable.
+  being written is the next batch. With a ``batch_delay``, a batch smaller than half the Receive Maximum waits
+  until its first message is that old (or reading pauses) before it is written, so one write, one fsync and
+  one acknowledgement packet serve many messages even when they trickle in; the delay costs latency only, as
+  the broker's in-flight window is never left waiting on it. A PUBACK (QoS 1) or PUBREC (QoS 2) goes to the
+  broker only once its batch is durable, in arrival order. A failed write acknowledges nothing and closes the
+  connection; the broker redelivers after the reconnect. A QoS 2 message is written on every receipt (its
+  points are idempotent per timestamp), and PUBREL is answered with PUBCOMP at once: its PUBREC was sent only
+  after the write was durable.
 - While more QoS 1 and 2 messages than the Receive Maximum, or more than :data:`BACKLOG_BYTES` of payload,
   wait to be written or acknowledged, the socket is not read (3.1.1 brokers are told no limit).
 - Keep alive: a PINGREQ after ``keep_alive`` seconds without sending; no answer within another ``keep_alive``
@@ -92,6 +96,8 @@ class SessionOptions:
     receive_maximum: int = 1000
     max_packet_size: int = 1048576
     connect_timeout: float = 10.0
+    batch_delay: float = 0.0
+    """Seconds a batch smaller than half the Receive Maximum may wait for more messages (0: none)."""
 
 
 @dataclass(slots=True)
@@ -121,6 +127,9 @@ class UpstreamOutput(Protocol):
         """Write ``batch``: call :meth:`ClientSession.batch_logged` once it is logged, then
         :meth:`ClientSession.batch_durable` once it is durable (or :meth:`ClientSession.batch_failed`)."""
 
+    def call_later(self, delay: float) -> None:
+        """Call :meth:`ClientSession.batch_due` in ``delay`` seconds (asked for only with a batch delay)."""
+
     def connected(self, session_present: bool) -> None:
         """The broker accepted the connection."""
 
@@ -145,6 +154,13 @@ class ClientSession:
         self._last_sent = now
         self._ping_sent_at: float | None = None
         self._pending: list[Publish] = []
+        #: When the oldest pending publish arrived.
+        self._pending_since = now
+        #: The time of the latest event given with one.
+        self._clock = now
+        #: Pending publishes that make a batch worth writing at once, whatever the batch delay.
+        self._batch_target = max(1, options.receive_maximum // 2)
+        self._timer_armed = False
         self._writing = False
         self._waiting: deque[UpstreamBatch] = deque()
         self._unacked = 0
@@ -182,8 +198,7 @@ class ClientSession:
             if self.state is State.CLOSED:
                 return
             self._dispatch(packet, now)
-        if self._pending and not self._writing and self.state is not State.CLOSED:
-            self._submit()
+        self._submit_when_due(now)
 
     def tick(self, now: float) -> None:
         """Check the time-outs and the keep alive."""
@@ -203,14 +218,19 @@ class ClientSession:
             self._ping_sent_at = now
             self._send(_PINGREQ, now)
 
-    def batch_logged(self, batch: UpstreamBatch) -> None:
-        """``batch`` is logged; its durability is awaited. The next batch may be written."""
+    def batch_logged(self, batch: UpstreamBatch, now: float | None = None) -> None:
+        """``batch`` is logged; its durability is awaited. The next batch may be written (``now`` defaults to the
+        time of the latest event the session was given)."""
         self._writing = False
         if self.state is State.CLOSED:
             return
         self._waiting.append(batch)
-        if self._pending:
-            self._submit()
+        self._submit_when_due(self._clock if now is None else now)
+
+    def batch_due(self, now: float) -> None:
+        """The batch delay asked for with :meth:`UpstreamOutput.call_later` has passed."""
+        self._timer_armed = False
+        self._submit_when_due(now)
 
     def batch_durable(self, batch: UpstreamBatch, now: float) -> None:
         """``batch`` is durable: acknowledge it, and every earlier durable batch, in arrival order."""
@@ -249,6 +269,7 @@ class ClientSession:
         if not self._paused:
             self._paused = True
             self.output.pause_reading()
+        self._submit_when_due(now)
         self._finish_closing(now)
 
     # ------------------------------------------------------------------ state for the adapter
@@ -273,7 +294,7 @@ class ClientSession:
                 self._fail(f"the broker sent {type(packet).__name__} before CONNACK")
             return
         if isinstance(packet, Publish):
-            self._on_publish(packet)
+            self._on_publish(packet, now)
         elif isinstance(packet, PubRel):
             self._send(encode(PubComp(packet.packet_id), self.level), now)
         elif isinstance(packet, PingResp):
@@ -315,7 +336,7 @@ class ClientSession:
                    if code >= 0x80]
         self.output.subscribed(refused)
 
-    def _on_publish(self, publish: Publish) -> None:
+    def _on_publish(self, publish: Publish, now: float) -> None:
         if publish.properties.topic_alias is not None:
             self._fail("the broker used a topic alias, which this client does not allow (Topic Alias Maximum 0)")
             return
@@ -323,6 +344,8 @@ class ClientSession:
         if publish.qos:
             self._unacked += 1
             self._unacked_bytes += len(publish.payload)
+        if not self._pending:
+            self._pending_since = now
         self._pending.append(publish)
         if not self._paused and (self._unacked >= self.options.receive_maximum
                                  or self._unacked_bytes >= BACKLOG_BYTES):
@@ -330,6 +353,21 @@ class ClientSession:
             self.output.pause_reading()
 
     # ------------------------------------------------------------------ helpers
+
+    def _submit_when_due(self, now: float) -> None:
+        """Hand the pending publishes over as the next batch when no batch is being written, unless the batch
+        delay lets them wait for more: they are fewer than the batch target, the first has waited less than the
+        delay, and reading is not paused (a paused socket brings nothing more)."""
+        self._clock = now
+        if not self._pending or self._writing or self.state is State.CLOSED:
+            return
+        delay = self.options.batch_delay
+        waited = now - self._pending_since
+        if delay <= 0 or self._paused or len(self._pending) >= self._batch_target or waited >= delay:
+            self._submit()
+        elif not self._timer_armed:
+            self._timer_armed = True
+            self.output.call_later(delay - waited)
 
     def _submit(self) -> None:
         batch = UpstreamBatch(self._pending)

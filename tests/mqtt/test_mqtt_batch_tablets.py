@@ -1,8 +1,9 @@
 """Batch documents over MQTT: formatted as tablets and written with ``write_tablets_deferred``.
 
-The server formats a ``timestamps`` document into one tablet when no write hook is registered (``bounds``, the
-example plugin's, is disabled here); with a write hook (the test gate plugin) it formats rows. Each scenario runs
-against both servers and must give the same acknowledgements, reason strings, dead letters and stored points.
+The server formats a ``timestamps`` document into one tablet when no ``iotdb_before_write`` hook is registered
+(``bounds``, the example plugin's, is disabled here); with one (the test gate plugin's) it formats rows. Each
+scenario runs against both servers and must give the same acknowledgements, reason strings, dead letters and
+stored points.
 """
 
 from __future__ import annotations

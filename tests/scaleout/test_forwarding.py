@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from iotdb.Session import Session
+from iotdb.utils.BitMap import BitMap
 from iotdb.utils.IoTDBConstants import TSDataType
 from iotdb.utils.NumpyTablet import NumpyTablet
 from mqtt.conftest import PahoPublisher, row
@@ -88,6 +89,33 @@ def test_tablets_and_mqtt_publishes_arrive_in_the_target_as_stored_here(start_se
         assert len(there) == len(here) > 0
         assert there == here
     assert figures(node).get("iotdb_forward_points_forwarded") == 20 * 500 * 2 + 200 * 2
+
+
+def test_tablets_with_nulls_and_of_many_devices_arrive_as_stored_here(start_server: StartServer) -> None:
+    """Tablets with null bitmaps (insertTablet) and several devices' tablets in one call (insertTablets) are
+    forwarded column by column: the target holds exactly what the edge stored, nulls left out."""
+    target = start_server("target", mqtt_ws_port=-1)
+    node = edge(start_server, target.rpc_port)
+    client = session(node)
+    try:
+        stamps = np.arange(1, 101, dtype=np.int64)
+        holes = BitMap(100)
+        for index in range(0, 100, 7):
+            holes.mark(index)
+        client.insert_tablet(NumpyTablet(DEVICE, ["a", "b"], [TSDataType.DOUBLE, TSDataType.INT64],
+                                         [stamps * 0.5, stamps * 3], stamps, [holes, BitMap(100)]))
+        client.insert_tablets([
+            NumpyTablet(f"root.fw.d{number}", ["x"], [TSDataType.INT32], [(stamps * number).astype(np.int32)],
+                        stamps + 1000) for number in (2, 3)])
+    finally:
+        client.close()
+    assert wait_until(lambda: forwarded_everything(node), 20), node.output
+    for sql in (f"select a, b from {DEVICE}", "select x from root.fw.d2", "select x from root.fw.d3"):
+        here, there = points(node, sql), points(target, sql)
+        assert len(there) == len(here) > 0
+        assert there == here
+    assert [a for _t, a, _b in points(target, f"select a, b from {DEVICE}")].count(None) == len(range(0, 100, 7))
+    assert figures(node).get("iotdb_forward_points_forwarded") == 200 - len(range(0, 100, 7)) + 200
 
 
 @pytest.mark.slow

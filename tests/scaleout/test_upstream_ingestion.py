@@ -3,6 +3,7 @@ one subscription group, a paho publisher that knows what Mosquitto acknowledged;
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from mqtt.conftest import dead_letters, stop_cleanly
+from mqtt.conftest import TIMEOUT, dead_letters, stop_cleanly
+from rest.conftest import RestClient
 
 from iotdb_core.cli.status_cmd import Figures, fetch_metrics, parse_metrics
 from iotdb_core.testing.server import ServerProcess
@@ -60,6 +62,38 @@ def test_mqtt_3_1_1_upstream_and_a_bad_payload_goes_to_the_dead_letter_log(
     stop_cleanly(node)
     [letter] = dead_letters(node)
     assert letter.topic == "root/sg/bad" and letter.client_id.endswith(f"@{mosquitto.uri}")
+
+
+def test_interleaved_devices_are_stored_as_published(mosquitto: Mosquitto, start_server: StartServer) -> None:
+    """Messages of several devices interleaved on the upstream connection, gathered into batches by the batch
+    delay: each device's rows are stored, and of two spellings of one device writing the same timestamp, the
+    later publish wins (the quoted spelling writes a timestamp first, the plain one overwrites it)."""
+    node = upstream_node(start_server, "node", mosquitto, mqtt_upstream_share_group="",
+                         mqtt_upstream_batch_delay_in_ms=50)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="interleaving")
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    sent = []
+    for timestamp in range(1, 301):
+        documents = [("root.sg.d1", timestamp, timestamp + 0.5), ("root.sg.d2", timestamp, -timestamp),
+                     ("root.sg.d3", timestamp, timestamp * 2.0)]
+        if timestamp % 2 == 0 and timestamp < 300:
+            documents.append(("root.sg.`d1`", timestamp + 1, -1.0))  # overwritten by the next plain publish
+        for device, at, value in documents:
+            body = {"device": device, "timestamp": at, "measurements": ["s"], "values": [value]}
+            sent.append(client.publish("root/sg/mixed", json.dumps(body).encode(), qos=1))
+    for info in sent:
+        info.wait_for_publish(TIMEOUT)
+    client.disconnect()
+    client.loop_stop()
+    rest = RestClient(node)
+    assert wait_until(lambda: len(stored_timestamps(node, "root.sg.d3")) == 300, 30)
+    body = rest.query("select s from root.sg.d1, root.sg.d2", row_limit=1000)
+    columns = dict(zip(body["expressions"], body["values"], strict=True))
+    assert body["timestamps"] == list(range(1, 301))
+    assert columns["root.sg.d1.s"] == [t + 0.5 for t in range(1, 301)]
+    assert columns["root.sg.d2.s"] == [-float(t) for t in range(1, 301)]
+    assert _metric(node, "iotdb_mqtt_upstream_messages_acknowledged") == len(sent)
 
 
 @pytest.mark.slow

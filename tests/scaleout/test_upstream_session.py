@@ -40,6 +40,7 @@ class Recorder:
     paused: bool = False
     accepted: list[bool] = field(default_factory=list)
     refused: list[list[tuple[str, int]]] = field(default_factory=list)
+    timers: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.reader = PacketReader(None)
@@ -58,6 +59,9 @@ class Recorder:
 
     def submit(self, batch: UpstreamBatch) -> None:
         self.batches.append(batch)
+
+    def call_later(self, delay: float) -> None:
+        self.timers.append(delay)
 
     def connected(self, session_present: bool) -> None:
         self.accepted.append(session_present)
@@ -275,3 +279,66 @@ def test_disconnect_before_connack_just_closes() -> None:
     out.take()
     session.disconnect(0.1)
     assert out.closed == 1 and out.take() == [] and session.state is State.CLOSED
+
+
+def ids(out: Recorder) -> list[list[int | None]]:
+    return [[p.packet_id for p in batch.publishes] for batch in out.batches]
+
+
+def test_batch_delay_gathers_a_trickle_into_one_batch() -> None:
+    session, out = connected(receive_maximum=100, batch_delay=0.02)
+    session.receive_data(publish(1), 1.0)
+    assert out.batches == [] and out.timers == [pytest.approx(0.02)]
+    session.receive_data(publish(2), 1.01)
+    session.receive_data(publish(3), 1.015)
+    assert out.batches == [] and len(out.timers) == 1  # one timer for the batch, from its first message
+    session.batch_due(1.02)
+    assert ids(out) == [[1, 2, 3]]
+    session.receive_data(publish(4), 1.021)  # written while the first is being logged: waits for its own delay
+    session.batch_logged(out.batches[0], 1.025)
+    assert ids(out) == [[1, 2, 3]] and out.timers[-1] == pytest.approx(0.016)
+    session.batch_due(1.041)
+    assert ids(out) == [[1, 2, 3], [4]]
+
+
+def test_batch_delay_does_not_hold_a_batch_of_half_the_receive_maximum() -> None:
+    session, out = connected(receive_maximum=8, batch_delay=1.0)
+    session.receive_data(publish(1) + publish(2) + publish(3), 0.0)
+    assert out.batches == []
+    session.receive_data(publish(4), 0.001)
+    assert ids(out) == [[1, 2, 3, 4]]  # half the Receive Maximum: written at once
+    session.batch_due(1.0)  # the timer of the first message finds nothing left to wait for
+    assert len(out.batches) == 1
+
+
+def test_batch_delay_waits_no_longer_once_a_batch_was_logged_late() -> None:
+    session, out = connected(receive_maximum=100, batch_delay=0.02)
+    session.receive_data(publish(1), 0.0)
+    session.batch_due(0.02)
+    session.receive_data(publish(2), 0.021)
+    session.batch_logged(out.batches[0], 0.05)  # the write took longer than the delay: the next batch goes now
+    assert ids(out) == [[1], [2]]
+
+
+def test_batch_delay_gives_way_to_a_paused_socket_and_to_disconnect() -> None:
+    session, out = connected(receive_maximum=6, batch_delay=1.0)
+    session.receive_data(publish(1) + publish(2) + publish(3), 0.0)
+    session.batch_logged(out.batches[0], 0.05)
+    session.receive_data(publish(4), 0.1)
+    session.batch_due(1.1)
+    session.receive_data(publish(5) + publish(6), 1.2)
+    assert out.paused and ids(out) == [[1, 2, 3], [4]]
+    session.batch_logged(out.batches[1], 1.25)  # the broker sends nothing more until acknowledged: no waiting
+    assert ids(out) == [[1, 2, 3], [4], [5, 6]]
+    session.batch_logged(out.batches[2], 1.3)
+    for batch in out.batches:
+        session.batch_durable(batch, 1.3)
+    assert not out.paused and session.in_flight == 0
+    out.take()
+    session.receive_data(publish(7), 2.0)
+    assert ids(out)[-1] == [5, 6]
+    session.disconnect(2.0)  # leaving writes what arrived at once
+    assert ids(out)[-1] == [7]
+    session.batch_logged(out.batches[-1], 2.1)
+    session.batch_durable(out.batches[-1], 2.1)
+    assert out.take() == [PubAck(7), Disconnect()]
