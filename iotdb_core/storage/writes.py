@@ -615,11 +615,12 @@ def apply_chunks(last: LastCache, mem: MemTable, chunks: Iterable[SeriesChunk]) 
 def apply_tablet(last: LastCache, mem: MemTable, tablet: PreparedTablet) -> None:
     """Insert a validated tablet into ``mem`` and the last-point cache (the caller holds ``mem.lock``).
 
-    The order facts of the shared timestamps are computed once for every column without a mask.
+    The order facts of the shared timestamps are computed once for every column without a mask, and
+    those columns keep one copy of them.
     """
-    shared = tablet.timestamps
-    if not len(shared):
+    if not len(tablet.timestamps):
         return
+    shared = np.array(tablet.timestamps, dtype=np.int64)  # one copy, kept by every column without a mask
     increasing = strictly_increasing(shared)
     newest = newest_index(shared)
     newest_ts = int(shared[newest])
@@ -630,10 +631,10 @@ def apply_tablet(last: LastCache, mem: MemTable, tablet: PreparedTablet) -> None
         values = column.values
         assert isinstance(values, np.ndarray)
         if column.mask is None:
-            mem.extend(key, column.data_type, shared, values, increasing, ends)
+            mem.extend(key, column.data_type, shared, values, increasing, ends, owned=True)
             value = values[newest]
             last.offer(key, newest_ts, value.item() if isinstance(value, np.generic) else value)
         else:
             timestamps = shared[column.mask]
-            mem.extend(key, column.data_type, timestamps, values)
+            mem.extend(key, column.data_type, timestamps, values, owned=True)
             last.offer_many(key, timestamps, values)

@@ -41,6 +41,59 @@ def test_sorted_buffer_reads_are_views_that_later_writes_do_not_change() -> None
     assert after is not None and len(after[0]) == 1000
 
 
+def test_tablet_sized_extends_kept_as_chunks_read_like_one_array() -> None:
+    """Large extends (kept as chunks) mixed with single points and small extends read as one sorted series;
+    a range read across chunks joins only what it covers, and the caller's arrays are copied."""
+    mem = MemTable(1)
+    expected_t: list[int] = []
+    expected_v: list[float] = []
+    t = 0
+    for block in range(6):
+        stamps = np.arange(t, t + 5000, dtype=np.int64)
+        values = stamps / 100.0
+        mem.extend(KEY, TSDataType.DOUBLE, stamps, values)
+        stamps[:] = -1  # the caller reuses its buffers
+        values[:] = -1.0
+        expected_t += list(range(t, t + 5000))
+        expected_v += [x / 100.0 for x in range(t, t + 5000)]
+        t += 5000
+        for _ in range(block):  # a few single points between the chunks
+            mem.append(KEY, TSDataType.DOUBLE, t, float(t))
+            expected_t.append(t)
+            expected_v.append(float(t))
+            t += 1
+    assert mem.points == len(expected_t)
+    whole = mem.read(KEY, -1, t)
+    assert whole is not None
+    assert whole[0].tolist() == expected_t and whole[1].tolist() == expected_v
+    middle = mem.read(KEY, 4990, 15010)
+    assert middle is not None
+    low, high = expected_t.index(4990), expected_t.index(15010) + 1
+    assert middle[0].tolist() == expected_t[low:high] and middle[1].tolist() == expected_v[low:high]
+    assert mem.read(KEY, t + 1, t + 10) is None
+    (key, data_type, stamps, values), = mem.sorted_series()
+    assert (key, data_type) == (KEY, TSDataType.DOUBLE)
+    assert stamps.tolist() == expected_t and values.tolist() == expected_v
+
+
+def test_chunks_out_of_order_and_overlapping_sort_newest_wins() -> None:
+    mem = MemTable(1)
+    mem.extend(KEY, TSDataType.INT64, np.arange(2000, 4000), np.zeros(2000))  # floats cast to the series' type
+    mem.extend(KEY, TSDataType.INT64, np.arange(0, 3000), np.ones(3000, dtype=np.int64))
+    mem.append(KEY, TSDataType.INT64, 10, 7)
+    run = mem.read(KEY, 0, 5000)
+    assert run is not None
+    assert run[0].tolist() == list(range(4000))
+    assert run[1].dtype == np.int64
+    assert run[1].tolist() == [1] * 10 + [7] + [1] * 2989 + [0] * 1000
+    mem.freeze(1)
+    mem.normalize()
+    assert mem.read(KEY, 3999, 3999) is not None
+    mem.delete(lambda key: key == KEY, 0, 1999)
+    rest = mem.read(KEY, 0, 5000)
+    assert rest is not None and rest[0].tolist() == list(range(2000, 4000))
+
+
 def test_normalize_and_sorted_series() -> None:
     mem = MemTable(3)
     mem.extend(KEY, TSDataType.TEXT, np.array([2, 1, 2]), np.array(["a", "b", "c"], dtype=object))
