@@ -81,6 +81,23 @@ def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+class _JoinedTimestamps:
+    """Timestamp chunks already joined during one pass over a memtable, by the identity of the chunks.
+
+    It holds the chunk arrays themselves, so no other array can take their ids while it lives.
+    """
+
+    def __init__(self) -> None:
+        self._joined: dict[tuple[int, ...], tuple[list[np.ndarray], np.ndarray]] = {}
+
+    def find(self, chunks: list[np.ndarray]) -> np.ndarray | None:
+        found = self._joined.get(tuple(map(id, chunks)))
+        return None if found is None else found[1]
+
+    def add(self, chunks: list[np.ndarray], joined: np.ndarray) -> None:
+        self._joined[tuple(map(id, chunks))] = (chunks, joined)
+
+
 class SeriesBuffer:
     """The points of one series: sealed chunks, then a growable tail, in write order.
 
@@ -186,15 +203,24 @@ class SeriesBuffer:
             parts.append((self.timestamps[: self.tail_count], self.values[: self.tail_count]))
         return parts
 
-    def view(self) -> tuple[np.ndarray, np.ndarray, bool]:
+    def view(self, joined: _JoinedTimestamps | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
         """The points written so far (immutable prefixes) and whether they are strictly increasing.
 
-        Joins the chunks first, once (the joined arrays become the tail).
+        Joins the chunks first, once (the joined arrays become the tail). With ``joined``, series whose
+        chunks are the same timestamp arrays (the columns of the same tablets) get one joined array.
         """
         if self._chunks:
             parts = self._parts()
-            self.replace(np.concatenate([ts for ts, _ in parts]), np.concatenate([vs for _, vs in parts]))
+            stamps = [ts for ts, _ in parts]
+            timestamps = None if joined is None or self.tail_count else joined.find(stamps)
+            if timestamps is None:
+                timestamps = np.concatenate(stamps)
+                if joined is not None and not self.tail_count:
+                    joined.add(stamps, timestamps)
+            self.replace(timestamps, np.concatenate([vs for _, vs in parts]))
         count = self.tail_count
+        if count == len(self.timestamps):  # the arrays themselves, so shared timestamps stay one object
+            return self.timestamps, self.values, self.is_sorted
         return self.timestamps[:count], self.values[:count], self.is_sorted
 
     def replace(self, timestamps: np.ndarray, values: np.ndarray) -> None:
@@ -285,9 +311,10 @@ class MemTable:
     def normalize(self) -> None:
         """Sort and deduplicate every series of a frozen memtable in place (readers keep old arrays)."""
         assert self.frozen
+        joined = _JoinedTimestamps()
         with self.lock:
             for buffer in self._series.values():
-                timestamps, values, is_sorted = buffer.view()
+                timestamps, values, is_sorted = buffer.view(joined)
                 if not is_sorted:
                     buffer.replace(*sort_dedup(timestamps, values))
                     buffer.is_sorted = True
@@ -338,11 +365,15 @@ class MemTable:
         return self._series[key].data_type
 
     def sorted_series(self) -> Iterator[tuple[SeriesKey, TSDataType, np.ndarray, np.ndarray]]:
-        """Every series' points, sorted and deduplicated, in key order (for a flush)."""
+        """Every series' points, sorted and deduplicated, in key order (for a flush).
+
+        Series whose points came in the same tablets share one timestamp array.
+        """
+        joined = _JoinedTimestamps()
         for key in self.keys():
             buffer = self._series[key]
             with self.lock:
-                timestamps, values, is_sorted = buffer.view()
+                timestamps, values, is_sorted = buffer.view(joined)
             if not is_sorted:
                 timestamps, values = sort_dedup(timestamps, values)
             yield key, buffer.data_type, timestamps, values

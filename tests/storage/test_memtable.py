@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from iotdb_core.datatypes import TSDataType
+from iotdb_core.storage.codec import TabletColumn
 from iotdb_core.storage.flush import share_timestamps
+from iotdb_core.storage.ingest import PreparedTablet
 from iotdb_core.storage.memtable import LastCache, MemTable
 from iotdb_core.storage.merge import merge_runs, sort_dedup
 from iotdb_core.storage.tsfile_io import SeriesData
+from iotdb_core.storage.writes import apply_tablet
 
 KEY = ("root.sg.d", "s")
 
@@ -92,6 +95,27 @@ def test_chunks_out_of_order_and_overlapping_sort_newest_wins() -> None:
     mem.delete(lambda key: key == KEY, 0, 1999)
     rest = mem.read(KEY, 0, 5000)
     assert rest is not None and rest[0].tolist() == list(range(2000, 4000))
+
+
+def test_columns_of_the_same_tablets_share_one_joined_timestamp_array() -> None:
+    mem = MemTable(1)
+    last = LastCache()
+    for start in (0, 2000, 4000):
+        stamps = np.arange(start, start + 2000, dtype=np.int64)
+        columns = [
+            TabletColumn(name, TSDataType.DOUBLE, None, stamps * factor) for name, factor in (("a", 1.0), ("b", 2.0))
+        ]
+        apply_tablet(last, mem, PreparedTablet("root.sg.d", stamps, columns, []))
+    mem.extend(("root.sg.d", "c"), TSDataType.DOUBLE, np.arange(6000), np.zeros(6000))
+    mem.freeze(1)
+    mem.normalize()
+    series = {key[1]: (stamps, values) for key, _, stamps, values in mem.sorted_series()}
+    assert series["a"][0] is series["b"][0]
+    assert series["c"][0] is not series["a"][0]
+    for name, factor in (("a", 1.0), ("b", 2.0), ("c", 0.0)):
+        assert series[name][0].tolist() == list(range(6000))
+        assert series[name][1].tolist() == [t * factor for t in range(6000)]
+    assert last.get(("root.sg.d", "b")) == (5999, 11998.0)
 
 
 def test_normalize_and_sorted_series() -> None:
