@@ -14,7 +14,8 @@ Durability (:class:`WalMode`)
     fsyncs (group commit): an append only queues its framed record in memory, and a batch is the records
     queued since the last fsync. A writer whose record is not yet durable waits for the fsync in progress;
     if none is running, the writer whose record completes the batch — as many appends as the previous
-    fsync covered — leads the next one at once: it writes every queued record with one write(2) and
+    fsync covered — leads the next one at once: it writes every queued record with one pwritev(2) (a
+    record's header and payload are separate buffers, so a large payload is not copied once more) and
     fdatasyncs, then wakes the others. A writer that finds its batch incomplete sleeps until that fsync
     ends, or at most ``sync_delay_ms``, after which it leads the fsync itself; a smaller batch than
     expected makes the next expected batch one append smaller (so a writer that left is not waited for
@@ -545,7 +546,7 @@ class WriteAheadLog:
         """Log framed records at the end of the segment (lock held); return the append's ticket.
 
         In SYNC mode the records are only queued: the caller waits for an fsync anyway, and the leader of
-        that fsync writes every queued record with one write(2) just before it. In ASYNC mode they are
+        that fsync writes every queued record with one pwritev(2) just before it. In ASYNC mode they are
         written at once.
         """
         if self._mode is WalMode.SYNC:
