@@ -27,7 +27,7 @@ from iotdb_core.storage.tombstones import keep_mask
 SeriesKey = tuple[str, str]
 _TEXT_OVERHEAD = 56  # bytes of a small str object beyond its characters
 _MIN_CAPACITY = 16
-_CHUNK_POINTS = 1024  # an extend of this many points or more is kept as a chunk
+CHUNK_POINTS = 1024  # an extend of this many points or more is kept as a chunk
 
 
 class LastCache:
@@ -156,13 +156,15 @@ class SeriesBuffer:
         increasing: bool | None = None,
         ends: tuple[int, int] | None = None,
         owned: bool = False,
+        shared: bool = False,
     ) -> int:
         """Append points in array order; return the bytes of memory added.
 
         ``increasing`` is :func:`strictly_increasing` of ``timestamps`` and ``ends`` its first and last
         timestamp as ints, when the caller knows them already (columns of one tablet share them).
-        ``owned`` says ``timestamps`` is a copy no one else writes to: it is then kept, not copied again
-        (the columns of one tablet share one copy of its timestamps).
+        ``owned`` says ``timestamps`` is a copy no one else writes to: it is then kept, not copied again.
+        ``shared`` says it is also kept by other series (the columns of one tablet share one copy of its
+        timestamps), whose caller counts its bytes once: they are not in the returned bytes.
         """
         size = len(timestamps)
         if size == 0:
@@ -174,7 +176,7 @@ class SeriesBuffer:
         ):
             self.is_sorted = False
         self.last_ts = last
-        if size < _CHUNK_POINTS:
+        if size < CHUNK_POINTS:
             added = self._grow(size)
             count = self.tail_count
             self.timestamps[count : count + size] = timestamps
@@ -183,11 +185,11 @@ class SeriesBuffer:
             self.count += size
             return added
         self._seal_tail()
-        chunk_ts = timestamps if owned else np.array(timestamps, dtype=np.int64)
+        chunk_ts = timestamps if owned or shared else np.array(timestamps, dtype=np.int64)
         chunk_values = np.array(values, dtype=self.values.dtype)
         self._chunks.append((chunk_ts, chunk_values))
         self.count += size
-        return chunk_ts.nbytes + chunk_values.nbytes
+        return chunk_values.nbytes + (0 if shared else chunk_ts.nbytes)
 
     def _seal_tail(self) -> None:
         """Move the tail's points to the chunks and start an empty tail."""
@@ -293,11 +295,13 @@ class MemTable:
         increasing: bool | None = None,
         ends: tuple[int, int] | None = None,
         owned: bool = False,
+        shared: bool = False,
     ) -> None:
-        """Append points in array order (caller holds :attr:`lock`); ``increasing``, ``ends`` and ``owned`` as
-        for :meth:`SeriesBuffer.extend`."""
+        """Append points in array order (caller holds :attr:`lock`); ``increasing``, ``ends``, ``owned`` and
+        ``shared`` as for :meth:`SeriesBuffer.extend` (a caller passing ``shared`` adds the timestamps'
+        bytes to :attr:`size` once)."""
         buffer = self._buffer(key, data_type)
-        self.size += buffer.extend(timestamps, values, increasing, ends, owned)
+        self.size += buffer.extend(timestamps, values, increasing, ends, owned, shared)
         if data_type is TSDataType.TEXT:
             self.size += sum(map(len, values)) + _TEXT_OVERHEAD * len(values)
         self.points += len(timestamps)

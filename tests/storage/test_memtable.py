@@ -106,6 +106,8 @@ def test_columns_of_the_same_tablets_share_one_joined_timestamp_array() -> None:
             TabletColumn(name, TSDataType.DOUBLE, None, stamps * factor) for name, factor in (("a", 1.0), ("b", 2.0))
         ]
         apply_tablet(last, mem, PreparedTablet("root.sg.d", stamps, columns, []))
+    empty_buffers = 2 * 16 * (8 + 8)
+    assert mem.size == empty_buffers + 3 * 2000 * 8 * 3  # per tablet: its timestamps once, two value columns
     mem.extend(("root.sg.d", "c"), TSDataType.DOUBLE, np.arange(6000), np.zeros(6000))
     mem.freeze(1)
     mem.normalize()
