@@ -107,20 +107,24 @@ def _name(text: str) -> bytes:
     return _U16.pack(len(raw)) + raw
 
 
-def _pack_timestamps(timestamps: np.ndarray | Sequence[int]) -> bytes:
+# A part of a payload: bytes, or a view of a contiguous array that the payload's one join copies (not tobytes() too).
+_Part = bytes | memoryview
+
+
+def _pack_timestamps(timestamps: np.ndarray | Sequence[int]) -> _Part:
     if isinstance(timestamps, np.ndarray):
-        return timestamps.astype(_I64, copy=False).tobytes()
+        return np.ascontiguousarray(timestamps, dtype=_I64).data
     if len(timestamps) == 1:
         return _ONE[TSDataType.INT64](timestamps[0])
     return struct.pack(f"<{len(timestamps)}q", *timestamps)
 
 
-def _pack_values(data_type: TSDataType, values: Values) -> bytes:
+def _pack_values(data_type: TSDataType, values: Values) -> _Part:
     if data_type is TSDataType.TEXT:
         encoded = [value.encode() for value in values]
         return np.fromiter(map(len, encoded), dtype="<u4", count=len(encoded)).tobytes() + b"".join(encoded)
     if isinstance(values, np.ndarray):
-        return values.astype(_WIRE_DTYPE[data_type], copy=False).tobytes()
+        return np.ascontiguousarray(values, dtype=_WIRE_DTYPE[data_type]).data
     if len(values) == 1:
         return _ONE[data_type](values[0])
     return struct.pack(f"<{len(values)}{_STRUCT_CHAR[data_type]}", *values)
@@ -128,7 +132,7 @@ def _pack_values(data_type: TSDataType, values: Values) -> bytes:
 
 def encode_series(chunks: Sequence[SeriesChunk]) -> bytes:
     """Encode series chunks as one ``KIND_SERIES`` payload."""
-    parts = [_U8.pack(KIND_SERIES), _U32.pack(len(chunks))]
+    parts: list[_Part] = [_U8.pack(KIND_SERIES), _U32.pack(len(chunks))]
     append = parts.append
     for chunk in chunks:
         append(_name(chunk.device))
@@ -139,7 +143,7 @@ def encode_series(chunks: Sequence[SeriesChunk]) -> bytes:
     return b"".join(parts)
 
 
-def _tablet_parts(parts: list[bytes], device: str, timestamps: np.ndarray, columns: Sequence[TabletColumn]) -> None:
+def _tablet_parts(parts: list[_Part], device: str, timestamps: np.ndarray, columns: Sequence[TabletColumn]) -> None:
     """Append one tablet's body (a ``KIND_TABLET`` payload after its kind byte) to ``parts``."""
     append = parts.append
     append(_name(device))
@@ -176,14 +180,14 @@ def encode_row(device: str, timestamp: int, points: Sequence[tuple[str, TSDataTy
 
 def encode_tablet(device: str, timestamps: np.ndarray, columns: Sequence[TabletColumn]) -> bytes:
     """Encode one device's rows as a ``KIND_TABLET`` payload."""
-    parts = [_U8.pack(KIND_TABLET)]
+    parts: list[_Part] = [_U8.pack(KIND_TABLET)]
     _tablet_parts(parts, device, timestamps, columns)
     return b"".join(parts)
 
 
 def encode_tablets(tablets: Sequence[tuple[str, np.ndarray, Sequence[TabletColumn]]]) -> bytes:
     """Encode ``(device, timestamps, columns)`` tablets as one ``KIND_TABLETS`` payload."""
-    parts = [_U8.pack(KIND_TABLETS), _U32.pack(len(tablets))]
+    parts: list[_Part] = [_U8.pack(KIND_TABLETS), _U32.pack(len(tablets))]
     for device, timestamps, columns in tablets:
         _tablet_parts(parts, device, timestamps, columns)
     return b"".join(parts)

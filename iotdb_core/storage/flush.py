@@ -48,6 +48,8 @@ def share_timestamps(series: Iterable[SeriesData]) -> Iterator[SeriesData]:
 
 
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    if a is b:
+        return True
     if len(a) != len(b):
         return False
     return len(a) == 0 or (a[0] == b[0] and a[-1] == b[-1] and bool(np.array_equal(a, b)))

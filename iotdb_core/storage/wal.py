@@ -14,7 +14,8 @@ Durability (:class:`WalMode`)
     fsyncs (group commit): an append only queues its framed record in memory, and a batch is the records
     queued since the last fsync. A writer whose record is not yet durable waits for the fsync in progress;
     if none is running, the writer whose record completes the batch — as many appends as the previous
-    fsync covered — leads the next one at once: it writes every queued record with one write(2) and
+    fsync covered — leads the next one at once: it writes every queued record with one pwritev(2) (a
+    record's header and payload are separate buffers, so a large payload is not copied once more) and
     fdatasyncs, then wakes the others. A writer that finds its batch incomplete sleeps until that fsync
     ends, or at most ``sync_delay_ms``, after which it leads the fsync itself; a smaller batch than
     expected makes the next expected batch one append smaller (so a writer that left is not waited for
@@ -68,8 +69,8 @@ from iotdb_core.storage.wal_format import (
     BadRegion,
     Record,
     Unused,
-    encode,
     encode_many,
+    header,
     list_segments,
     scan,
     segment_name,
@@ -90,6 +91,7 @@ PREALLOCATE_BYTES = 1024 * 1024
 LOCK_FILE = "LOCK"
 
 _log = logging.getLogger("iotdb.wal")
+_IOV_MAX = max(16, os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024)  # buffers per pwritev
 _datasync = getattr(os, "fdatasync", os.fsync)
 
 
@@ -168,7 +170,7 @@ class WriteAheadLog:
         self._fd: int | None = None
         self._size = 0  # bytes of the segment, the records still in _unwritten included
         self._written = 0  # bytes of the segment already written to the file
-        self._unwritten: list[bytes] = []  # SYNC mode: framed records the next fsync leader writes
+        self._unwritten: list[bytes] = []  # SYNC mode: framed records (in parts) the next fsync leader writes
         self._allocated = 0
         self._preallocate = True
         self._next_seq = 1
@@ -304,7 +306,8 @@ class WriteAheadLog:
             return seq, 0
         self._make_room(len(payload) + HEADER_SIZE)  # may wait, releasing the lock: read seq after it
         seq = self._next_seq
-        return seq, self._write(encode(seq, payload), 1)
+        # Header and payload stay two buffers, written with one pwritev(2): a tablet's payload is not copied.
+        return seq, self._write([header(seq, payload), payload], 1)
 
     def wait_durable(self, ticket: int) -> None:
         """Return once every write up to ``ticket`` is as durable as the mode promises.
@@ -331,7 +334,7 @@ class WriteAheadLog:
                 return self._next_seq - 1
             self._make_room(sum(map(len, payloads)) + HEADER_SIZE * len(payloads))
             first = self._next_seq
-            ticket = self._write(encode_many(first, payloads), len(payloads))
+            ticket = self._write([encode_many(first, payloads)], len(payloads))
             if self._mode is WalMode.SYNC:
                 self._await_durable(ticket)
             return first + len(payloads) - 1
@@ -539,50 +542,51 @@ class WriteAheadLog:
         finally:
             self._cond.notify_all()
 
-    def _write(self, buf: bytes, records: int) -> int:
+    def _write(self, parts: list[bytes], records: int) -> int:
         """Log framed records at the end of the segment (lock held); return the append's ticket.
 
         In SYNC mode the records are only queued: the caller waits for an fsync anyway, and the leader of
-        that fsync writes every queued record with one write(2) just before it. In ASYNC mode they are
+        that fsync writes every queued record with one pwritev(2) just before it. In ASYNC mode they are
         written at once.
         """
         if self._mode is WalMode.SYNC:
-            self._unwritten.append(buf)
+            self._unwritten.extend(parts)
         else:
             try:
-                self._write_out(buf)
+                self._write_out(parts)
             except OSError as exc:
                 raise WalError(f"cannot write to WAL segment in {self._dir}: {exc}") from exc
-        self._size += len(buf)
+        size = sum(map(len, parts))
+        self._size += size
         self._next_seq += records
         self._records += records
-        self._bytes += len(buf)
+        self._bytes += size
         self._writes += 1
         return self._writes
 
-    def _write_out(self, buf: bytes) -> None:
-        """Write bytes at the end of what the segment file holds (lock held, or owned by the fsync leader)."""
+    def _write_out(self, parts: list[bytes]) -> None:
+        """Write buffers, in order, at the end of what the segment file holds (lock held, or owned by the
+        fsync leader)."""
         fd = self._fd
         assert fd is not None
         offset = self._written
-        if self._preallocate and offset + len(buf) > self._allocated:
-            self._allocate(offset + len(buf))
+        size = sum(map(len, parts))
+        if self._preallocate and offset + size > self._allocated:
+            self._allocate(offset + size)
         try:
-            done = os.pwrite(fd, buf, offset)
-            while done < len(buf):
-                done += os.pwrite(fd, buf[done:], offset + done)
+            _pwrite_all(fd, parts, offset)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, offset)
                 self._allocated = offset
             raise
-        self._written = offset + len(buf)
+        self._written = offset + size
 
-    def _take_unwritten(self) -> bytes:
-        """The queued records as one buffer, leaving the queue empty (lock held)."""
-        buf = b"".join(self._unwritten)
-        self._unwritten.clear()
-        return buf
+    def _take_unwritten(self) -> list[bytes]:
+        """The queued records' buffers, leaving the queue empty (lock held)."""
+        parts = self._unwritten
+        self._unwritten = []
+        return parts
 
     def _write_unwritten(self) -> None:
         """Write the queued records (lock held, no fsync running)."""
@@ -657,6 +661,20 @@ class WriteAheadLog:
                 except WalError:
                     _log.exception("background fsync of the write-ahead log in %s failed", self._dir)
                     return
+
+
+def _pwrite_all(fd: int, parts: list[bytes], offset: int) -> None:
+    """Write ``parts`` one after the other at ``offset`` with as few pwritev(2) calls as the kernel allows."""
+    views = [memoryview(part) for part in parts if len(part)]
+    first = 0
+    while first < len(views):
+        done = os.pwritev(fd, views[first : first + _IOV_MAX], offset)
+        offset += done
+        while first < len(views) and done >= len(views[first]):
+            done -= len(views[first])
+            first += 1
+        if done:
+            views[first] = views[first][done:]
 
 
 def _lock_directory(directory: Path) -> int | None:

@@ -86,9 +86,14 @@ def list_segments(directory: Path) -> list[tuple[int, Path]]:
 
 def encode(seq: int, payload: bytes) -> bytes:
     """Frame one record."""
+    return header(seq, payload) + payload
+
+
+def header(seq: int, payload: bytes) -> bytes:
+    """The header that frames ``payload`` as record ``seq`` (the record is the header, then the payload)."""
     if len(payload) > MAX_PAYLOAD_SIZE:
         raise ValueError(f"WAL payload of {len(payload)} bytes exceeds the maximum of {MAX_PAYLOAD_SIZE}")
-    return _pack_header(len(payload), _crc32(payload, _crc32(_pack_seq(seq))), seq) + payload
+    return _pack_header(len(payload), _crc32(payload, _crc32(_pack_seq(seq))), seq)
 
 
 def encode_many(first_seq: int, payloads: Iterable[bytes]) -> bytes:

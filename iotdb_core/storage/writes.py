@@ -25,7 +25,14 @@ from iotdb_core.storage.columns import to_array
 from iotdb_core.storage.errors import WriteRejectedError
 from iotdb_core.storage.health import storage_failure
 from iotdb_core.storage.ingest import CheckedTablet, PreparedRows, PreparedTablet, check_tablets, data_types
-from iotdb_core.storage.memtable import LastCache, MemTable, SeriesKey, newest_index, strictly_increasing
+from iotdb_core.storage.memtable import (
+    CHUNK_POINTS,
+    LastCache,
+    MemTable,
+    SeriesKey,
+    newest_index,
+    strictly_increasing,
+)
 from iotdb_core.storage.results import WriteResult
 from iotdb_core.storage.schema import canonical_device
 from iotdb_core.storage.state import EngineState
@@ -615,25 +622,29 @@ def apply_chunks(last: LastCache, mem: MemTable, chunks: Iterable[SeriesChunk]) 
 def apply_tablet(last: LastCache, mem: MemTable, tablet: PreparedTablet) -> None:
     """Insert a validated tablet into ``mem`` and the last-point cache (the caller holds ``mem.lock``).
 
-    The order facts of the shared timestamps are computed once for every column without a mask.
+    The order facts of the shared timestamps are computed once for every column without a mask, and
+    those columns keep one copy of them.
     """
-    shared = tablet.timestamps
-    if not len(shared):
+    if not len(tablet.timestamps):
         return
+    shared = np.array(tablet.timestamps, dtype=np.int64)  # one copy, kept by every column without a mask
     increasing = strictly_increasing(shared)
     newest = newest_index(shared)
     newest_ts = int(shared[newest])
     ends = (int(shared[0]), int(shared[-1]))
     device = tablet.device
+    chunked = len(shared) >= CHUNK_POINTS  # then kept once by every column without a mask, and counted once
+    if chunked and any(column.mask is None for column in tablet.columns):
+        mem.size += shared.nbytes
     for column in tablet.columns:
         key = (device, column.measurement)
         values = column.values
         assert isinstance(values, np.ndarray)
         if column.mask is None:
-            mem.extend(key, column.data_type, shared, values, increasing, ends)
+            mem.extend(key, column.data_type, shared, values, increasing, ends, shared=chunked)
             value = values[newest]
             last.offer(key, newest_ts, value.item() if isinstance(value, np.generic) else value)
         else:
             timestamps = shared[column.mask]
-            mem.extend(key, column.data_type, timestamps, values)
+            mem.extend(key, column.data_type, timestamps, values, owned=True)
             last.offer_many(key, timestamps, values)
