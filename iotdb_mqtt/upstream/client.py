@@ -161,9 +161,7 @@ class UpstreamConnection(asyncio.Protocol):
             log.info("subscribed at %s to %s", self.link_name, ", ".join(self.session.options.subscriptions))
 
     def submit(self, batch: UpstreamBatch) -> None:
-        # Retained flags are dropped: the upstream broker keeps the retained messages, not this node.
-        publishes = [InboundPublish(p.topic, p.payload, p.qos, p.packet_id, True, False, p.properties)
-                     for p in batch.publishes]
+        publishes = batch.publishes
         self.server.counters.add("mqtt_upstream_messages_received", len(publishes))
         self._outstanding += 1
         self._idle.clear()
@@ -206,10 +204,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._acknowledge(batch)
 
     def _acknowledge(self, batch: UpstreamBatch) -> None:
-        if self.session.state is not State.CLOSED:
-            acknowledged = sum(1 for publish in batch.publishes if publish.qos)
+        acknowledged = self.session.batch_durable(batch, time.monotonic())
+        if acknowledged:
             self.server.counters.add("mqtt_upstream_messages_acknowledged", acknowledged)
-        self.session.batch_durable(batch, time.monotonic())
         self._finished()
 
     def _finished(self) -> None:
