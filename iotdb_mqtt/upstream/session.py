@@ -128,9 +128,19 @@ class ReceivedPublish(InboundPublish):
 
 @dataclass(slots=True)
 class UpstreamBatch:
-    """Publishes received together, written and acknowledged together."""
+    """Publishes received together, written and acknowledged together.
+
+    What acknowledging takes is worked out when the batch is formed, so the publishes themselves are not needed
+    once written: an adapter may let go of them while the batch waits to be durable.
+    """
 
     publishes: list[InboundPublish]
+    acks: bytes = b""
+    """The PUBACK and PUBREC packets of the batch's QoS 1 and 2 messages, in order."""
+    acknowledged: int = 0
+    """How many messages ``acks`` acknowledges."""
+    payload_bytes: int = 0
+    """The payload bytes of those messages."""
     durable: bool = field(default=False)
 
 
@@ -268,21 +278,19 @@ class ClientSession:
         number of messages acknowledged to the broker now."""
         batch.durable = True
         acks: list[bytes] = []
-        append = acks.append
-        payload_bytes = 0
-        while self._waiting and self._waiting[0].durable:
-            for publish in self._waiting.popleft().publishes:
-                qos = publish.qos
-                if qos:
-                    payload_bytes += len(publish.payload)
-                    assert publish.packet_id is not None
-                    append((b"\x40\x02" if qos == 1 else b"\x50\x02") + publish.packet_id.to_bytes(2, "big"))
-        self._unacked -= len(acks)
+        acknowledged = payload_bytes = 0
+        waiting = self._waiting
+        while waiting and waiting[0].durable:
+            done = waiting.popleft()
+            acks.append(done.acks)
+            acknowledged += done.acknowledged
+            payload_bytes += done.payload_bytes
+        self._unacked -= acknowledged
         self._unacked_bytes -= payload_bytes
         sent = 0
-        if acks and self.state is not State.CLOSED:
+        if acknowledged and self.state is not State.CLOSED:
             self._send(b"".join(acks), now)
-            sent = len(acks)
+            sent = acknowledged
         self._resume_if_room()
         self._finish_closing(now)
         return sent
@@ -411,7 +419,17 @@ class ClientSession:
             self.output.call_later(delay - waited)
 
     def _submit(self) -> None:
-        batch = UpstreamBatch(self._pending)
+        pending = self._pending
+        acks: list[bytes] = []
+        append = acks.append
+        payload_bytes = 0
+        for publish in pending:
+            qos = publish.qos
+            if qos:
+                payload_bytes += len(publish.payload)
+                assert publish.packet_id is not None
+                append((b"\x40\x02" if qos == 1 else b"\x50\x02") + publish.packet_id.to_bytes(2, "big"))
+        batch = UpstreamBatch(pending, b"".join(acks), len(acks), payload_bytes)
         self._pending = []
         self._writing = True
         self.output.submit(batch)
