@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Final, cast
+from collections.abc import Callable
+from typing import Any, Final, cast
 
 from .decode import MAX_PACKET_SIZE, check_first_byte, check_protocol_level, decode_body
 from .errors import MQTTProtocolError, PacketTooLarge, ProtocolViolation
 from .packet_type import PacketType
 from .packets import Connect, Packet, Publish
 from .primitives import decode_varint
-from .properties import EMPTY_PROPERTIES
+from .properties import EMPTY_PROPERTIES, Properties
 
 _TOPIC_CACHE_SIZE: Final = 256
+
+#: What the fast path builds for a PUBLISH: called as ``Publish`` is, with
+#: ``(topic, payload, qos, retain, dup, packet_id, properties)``.
+PublishType = Callable[[str, bytes, int, bool, bool, "int | None", Properties], Any]
 
 
 class PacketReader:
@@ -23,12 +28,18 @@ class PacketReader:
     packet size (fixed header included); it is checked as soon as the fixed header is complete,
     before any of the body is buffered.
 
+    ``publish_type`` lets a receiver get the PUBLISH packets the fast path accepts as its own objects,
+    built straight from the wire (an ingesting client then needs no second object per message); it is
+    called with :class:`Publish`'s fields in their order. PUBLISH packets the fast path leaves to the
+    general decoder (with properties, for instance) are still :class:`Publish`.
+
     After an error the reader is finished: every later :meth:`feed` raises the same error.
     """
 
-    __slots__ = ("_buffer", "_error", "_need", "_topics", "max_packet_size", "protocol_level")
+    __slots__ = ("_buffer", "_error", "_need", "_publish_type", "_topics", "max_packet_size", "protocol_level")
 
-    def __init__(self, protocol_level: int | None = None, max_packet_size: int | None = None) -> None:
+    def __init__(self, protocol_level: int | None = None, max_packet_size: int | None = None, *,
+                 publish_type: PublishType = Publish) -> None:
         check_protocol_level(protocol_level)
         if max_packet_size is not None and max_packet_size < 2:
             raise ValueError(
@@ -38,6 +49,7 @@ class PacketReader:
         self.max_packet_size = max_packet_size
         self._buffer = bytearray()
         self._need = 0
+        self._publish_type = publish_type
         self._error: MQTTProtocolError | None = None
         # Valid topic names by their wire bytes: devices publish to few topics over and over.
         self._topics: dict[bytes, str] = {}
@@ -113,6 +125,7 @@ class PacketReader:
         topics = self._topics
         append = out.append
         empty = EMPTY_PROPERTIES
+        make_publish = self._publish_type
         while pos < size:
             first = data[pos]
             if pos + 1 < size and data[pos + 1] < 0x80:
@@ -148,7 +161,7 @@ class PacketReader:
                     topic = topics.get(raw) or self._topic(raw)
                     if topic is not None:
                         append(
-                            Publish(
+                            make_publish(
                                 topic,
                                 data[payload_start:end],
                                 qos,

@@ -56,7 +56,9 @@ from iotdb_mqtt.codec import (
     encode,
 )
 from iotdb_mqtt.codec.packets import Packet
+from iotdb_mqtt.codec.properties import EMPTY_PROPERTIES
 from iotdb_mqtt.codec.reason_codes import ReasonCode
+from iotdb_mqtt.ingest import InboundPublish
 
 log = logging.getLogger("iotdb.mqtt.upstream")
 
@@ -100,11 +102,45 @@ class SessionOptions:
     """Seconds a batch smaller than half the Receive Maximum may wait for more messages (0: none)."""
 
 
+class ReceivedPublish(InboundPublish):
+    """A PUBLISH from the broker, already in the form the ingestor takes.
+
+    The session's reader builds these straight from the wire (its ``publish_type``), so a message costs one
+    object, not a :class:`Publish` and then an :class:`InboundPublish`. The retained flag is dropped: the
+    upstream broker keeps the retained messages, not this node; DUP changes nothing here.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, topic: str, payload: bytes, qos: int, retain: bool, dup: bool, packet_id: int | None,
+                 properties: Properties = EMPTY_PROPERTIES) -> None:
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.packet_id = packet_id
+        self.write = True
+        self.retain = False
+        self.properties = properties
+        self.ingest = True
+        self.refusal = 0
+        self.rows = None
+
+
 @dataclass(slots=True)
 class UpstreamBatch:
-    """Publishes received together, written and acknowledged together."""
+    """Publishes received together, written and acknowledged together.
 
-    publishes: list[Publish]
+    What acknowledging takes is worked out when the batch is formed, so the publishes themselves are not needed
+    once written: an adapter may let go of them while the batch waits to be durable.
+    """
+
+    publishes: list[InboundPublish]
+    acks: bytes = b""
+    """The PUBACK and PUBREC packets of the batch's QoS 1 and 2 messages, in order."""
+    acknowledged: int = 0
+    """How many messages ``acks`` acknowledges."""
+    payload_bytes: int = 0
+    """The payload bytes of those messages."""
     durable: bool = field(default=False)
 
 
@@ -145,7 +181,8 @@ class ClientSession:
         self.output = output
         self.level = options.protocol_level
         self.state = State.CONNECTING
-        self.reader = PacketReader(self.level, max_packet_size=options.max_packet_size)
+        self.reader = PacketReader(self.level, max_packet_size=options.max_packet_size,
+                                   publish_type=ReceivedPublish)
         #: Why the session closed, for the log (``None`` while open or after a normal close).
         self.close_reason: str | None = None
         #: Messages received (any QoS) since the session started.
@@ -153,7 +190,7 @@ class ClientSession:
         self._opened_at = now
         self._last_sent = now
         self._ping_sent_at: float | None = None
-        self._pending: list[Publish] = []
+        self._pending: list[InboundPublish] = []
         #: When the oldest pending publish arrived.
         self._pending_since = now
         #: The time of the latest event given with one.
@@ -194,7 +231,11 @@ class ClientSession:
                 self._dispatch(packet, now)
             self._fail(f"the broker sent an invalid packet: {exc}")
             return
+        on_publish = self._on_publish
         for packet in packets:
+            if type(packet) is ReceivedPublish and self.state is State.CONNECTED:
+                on_publish(packet, now)
+                continue
             if self.state is State.CLOSED:
                 return
             self._dispatch(packet, now)
@@ -232,22 +273,27 @@ class ClientSession:
         self._timer_armed = False
         self._submit_when_due(now)
 
-    def batch_durable(self, batch: UpstreamBatch, now: float) -> None:
-        """``batch`` is durable: acknowledge it, and every earlier durable batch, in arrival order."""
+    def batch_durable(self, batch: UpstreamBatch, now: float) -> int:
+        """``batch`` is durable: acknowledge it, and every earlier durable batch, in arrival order; return the
+        number of messages acknowledged to the broker now."""
         batch.durable = True
         acks: list[bytes] = []
-        while self._waiting and self._waiting[0].durable:
-            for publish in self._waiting.popleft().publishes:
-                if publish.qos:
-                    self._unacked -= 1
-                    self._unacked_bytes -= len(publish.payload)
-                    assert publish.packet_id is not None
-                    header = b"\x40\x02" if publish.qos == 1 else b"\x50\x02"
-                    acks.append(header + publish.packet_id.to_bytes(2, "big"))
-        if acks and self.state is not State.CLOSED:
+        acknowledged = payload_bytes = 0
+        waiting = self._waiting
+        while waiting and waiting[0].durable:
+            done = waiting.popleft()
+            acks.append(done.acks)
+            acknowledged += done.acknowledged
+            payload_bytes += done.payload_bytes
+        self._unacked -= acknowledged
+        self._unacked_bytes -= payload_bytes
+        sent = 0
+        if acknowledged and self.state is not State.CLOSED:
             self._send(b"".join(acks), now)
+            sent = acknowledged
         self._resume_if_room()
         self._finish_closing(now)
+        return sent
 
     def batch_failed(self, batch: UpstreamBatch, error: BaseException) -> None:
         """``batch`` could not be written: acknowledge nothing more; the broker redelivers after the reconnect."""
@@ -291,10 +337,16 @@ class ClientSession:
             if isinstance(packet, ConnAck):
                 self._on_connack(packet, now)
             else:
-                self._fail(f"the broker sent {type(packet).__name__} before CONNACK")
+                self._fail(f"the broker sent {_name(packet)} before CONNACK")
             return
-        if isinstance(packet, Publish):
+        if isinstance(packet, ReceivedPublish):
             self._on_publish(packet, now)
+        elif isinstance(packet, Publish):  # one the reader's fast path left to the general decoder
+            if packet.properties.topic_alias is not None:
+                self._fail("the broker used a topic alias, which this client does not allow (Topic Alias Maximum 0)")
+                return
+            self._on_publish(ReceivedPublish(packet.topic, packet.payload, packet.qos, packet.retain, packet.dup,
+                                             packet.packet_id, packet.properties), now)
         elif isinstance(packet, PubRel):
             self._send(encode(PubComp(packet.packet_id), self.level), now)
         elif isinstance(packet, PingResp):
@@ -336,10 +388,7 @@ class ClientSession:
                    if code >= 0x80]
         self.output.subscribed(refused)
 
-    def _on_publish(self, publish: Publish, now: float) -> None:
-        if publish.properties.topic_alias is not None:
-            self._fail("the broker used a topic alias, which this client does not allow (Topic Alias Maximum 0)")
-            return
+    def _on_publish(self, publish: ReceivedPublish, now: float) -> None:
         self.received += 1
         if publish.qos:
             self._unacked += 1
@@ -370,7 +419,17 @@ class ClientSession:
             self.output.call_later(delay - waited)
 
     def _submit(self) -> None:
-        batch = UpstreamBatch(self._pending)
+        pending = self._pending
+        acks: list[bytes] = []
+        append = acks.append
+        payload_bytes = 0
+        for publish in pending:
+            qos = publish.qos
+            if qos:
+                payload_bytes += len(publish.payload)
+                assert publish.packet_id is not None
+                append((b"\x40\x02" if qos == 1 else b"\x50\x02") + publish.packet_id.to_bytes(2, "big"))
+        batch = UpstreamBatch(pending, b"".join(acks), len(acks), payload_bytes)
         self._pending = []
         self._writing = True
         self.output.submit(batch)
@@ -401,6 +460,10 @@ class ClientSession:
         self._pending = []
         self._waiting.clear()
         self.output.close()
+
+
+def _name(packet: Packet) -> str:
+    return "Publish" if isinstance(packet, ReceivedPublish) else type(packet).__name__
 
 
 def _reason_name(code: int) -> str:

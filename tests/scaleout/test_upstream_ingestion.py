@@ -96,6 +96,28 @@ def test_interleaved_devices_are_stored_as_published(mosquitto: Mosquitto, start
     assert _metric(node, "iotdb_mqtt_upstream_messages_acknowledged") == len(sent)
 
 
+def test_local_subscribers_get_the_upstream_messages_once_durable(
+        mosquitto: Mosquitto, start_server: StartServer) -> None:
+    """A client subscribed on the node itself receives every message the node ingests from the broker."""
+    node = upstream_node(start_server, "node", mosquitto, mqtt_upstream_share_group="", mqtt_allow_anonymous="true")
+    received: list[bytes] = []
+    local = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="local-subscriber")
+    local.on_message = lambda _client, _userdata, message: received.append(message.payload)
+    local.connect("127.0.0.1", node.port)
+    local.loop_start()
+    local.subscribe("root/#", qos=1)
+    assert wait_until(lambda: _metric(node, "iotdb_mqtt_subscriptions_current") >= 1, 10)
+    publisher = Publisher(mosquitto)
+    publisher.publish(range(1, 201))
+    publisher.wait_acknowledged(200)
+    assert wait_until(lambda: len(received) >= 200, 20), f"{len(received)} of 200 routed"
+    assert sorted(json.loads(body)["timestamp"] for body in received) == list(range(1, 201))
+    assert set(stored_timestamps(node)) == set(range(1, 201))
+    publisher.close()
+    local.disconnect()
+    local.loop_stop()
+
+
 @pytest.mark.slow
 def test_sigkill_of_a_node_during_load_loses_nothing_acknowledged(
         mosquitto: Mosquitto, start_server: StartServer) -> None:
