@@ -304,8 +304,10 @@ def test_memtables_flushes_and_compactions_move_with_publishes(
     assert value(held, "iotdb_wal_bytes") > value(start, "iotdb_wal_bytes")
     assert histogram_count(held, "iotdb_flush_duration_seconds") == 0
 
-    # a batch that fills the memtable past the threshold is sealed and flushed with everything before it
-    big = publish_batch(engine_publisher, device, 1000, 12_000)
+    # a batch that fills the memtable past the threshold is sealed and flushed with everything before it (16,000
+    # rows: as a tablet its 8 columns share one timestamp array, 9 bytes a point, 1.15 MB in all; the message
+    # itself stays under mqtt_max_message_size)
+    big = publish_batch(engine_publisher, device, 1000, 16_000)
 
     def flushes(times: int) -> Metrics | None:
         metrics, _ = scrape(engine_rest)
@@ -322,7 +324,7 @@ def test_memtables_flushes_and_compactions_move_with_publishes(
     assert flushed[("iotdb_flush_duration_seconds_bucket", (("le", "+Inf"),))] == 1
 
     # a second flush makes two files of level 0, which one compaction merges into a file of level 1
-    big += publish_batch(engine_publisher, device, 20_000, 12_000)
+    big += publish_batch(engine_publisher, device, 20_000, 16_000)
 
     def compacted() -> Metrics | None:
         metrics, _ = scrape(engine_rest)
