@@ -235,6 +235,8 @@ CORE_OPTIONS: tuple[Option, ...] = (
            "a memtable older than this is flushed even when small"),
     Option("write_stall_timeout_in_ms", 30000, integer(0), "milliseconds, at least 0",
            "how long a writer waits for memory before its write is rejected"),
+    Option("allocator_keep_freed_in_byte", 256 * _MIB, integer(0), "bytes, at least 0",
+           "freed memory the process keeps for reuse instead of returning it to the OS (glibc; 0: its defaults)"),
     Option("enable_compaction", True, parse_bool, "true or false", "merge TsFiles in the background"),
     Option("compaction_files_per_level", 4, integer(2, 64), "an integer 2-64",
            "files of one level merged together into one file of the next level"),

@@ -32,6 +32,7 @@ from iotdb_core.datatypes import Compressor, TSDataType, TSEncoding
 from iotdb_core.durable import atomic_write
 from iotdb_core.model import Health, Row, Tablet
 from iotdb_core.patterns import compile_pattern, matches, series_nodes
+from iotdb_core.storage.allocator import keep_freed_memory
 from iotdb_core.storage.arguments import bound, own_errors, sequence, text
 from iotdb_core.storage.background import Background
 from iotdb_core.storage.errors import InvalidArgumentTypeError, ReadOnlyError, StorageError
@@ -83,6 +84,7 @@ class Engine:
     def __init__(self, data_dir: Path, settings: Settings, plugins: pluggy.PluginManager | None = None) -> None:
         self.data_dir = data_dir
         self.settings = settings
+        keep_freed_memory(settings.allocator_keep_freed_in_byte)
         self.state = state = open_state(data_dir, settings, plugins)
         self.registry: SchemaRegistry = state.registry
         self._reads = ReadPath(state)
