@@ -7,10 +7,12 @@
 - Process figures (resident memory, CPU seconds, open file descriptors, start time) from ``prometheus_client``'s
   :class:`ProcessCollector`, which reads ``/proc`` (Linux; elsewhere it reports none), and the thread count
   from ``/proc/self/stat``.
+- The garbage collector's frozen objects and full collections (see :mod:`iotdb_core.gc_tuning`).
 """
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import ProcessCollector
 
 from iotdb_core.backend import SupportsStats
+from iotdb_core.gc_tuning import full_collections
 from iotdb_core.hookspecs import FlushInfo, hookimpl
 from iotdb_core.metrics import ServiceCounters
 
@@ -71,7 +74,8 @@ def _threads() -> int | None:
 
 
 def process_figures() -> list[ProcessFigure]:
-    """Resident and virtual memory, CPU seconds, open and maximum file descriptors, start time, threads."""
+    """Resident and virtual memory, CPU seconds, open and maximum file descriptors, start time, threads, and
+    the garbage collector's frozen objects and full collections."""
     figures = []
     for family in _PROCESS.collect():
         for sample in family.samples:
@@ -79,4 +83,8 @@ def process_figures() -> list[ProcessFigure]:
     threads = _threads()
     if threads is not None:
         figures.append(ProcessFigure("process_threads", "gauge", "Number of OS threads in the process.", threads))
+    figures.append(ProcessFigure("python_gc_frozen_objects", "gauge",
+                                 "Objects in the garbage collector's permanent generation.", gc.get_freeze_count()))
+    figures.append(ProcessFigure("python_gc_full_collections_total", "counter",
+                                 "Collections of the garbage collector's oldest generation.", full_collections()))
     return figures

@@ -18,6 +18,7 @@ from iotdb_core.deadletter import DeadLetterLog
 from iotdb_core.engine_metrics import FlushObserver
 from iotdb_core.errors import ConfigError
 from iotdb_core.fleet import ClientRegistry
+from iotdb_core.gc_tuning import tune_for_serving
 from iotdb_core.metrics import COUNTERS, ServiceCounters, plugin_figures
 from iotdb_core.tls import ServerTls, TlsListeners
 from iotdb_mqtt.acl import TopicAcl
@@ -151,6 +152,7 @@ async def run_service(runtime: Runtime, stop: asyncio.Event | None = None) -> No
         else:
             log.info("iotdb %s running without MQTT (enable_mqtt_service=false), data directory %s",
                      __version__, data_dir.resolve())
+        tune_for_serving()
         await stop.wait()
         log.info("shutting down: finishing in-flight publishes")
     finally:

@@ -186,6 +186,17 @@ def test_process_figures(rest: RestClient, server: ServerProcess) -> None:
     assert value(scrape(rest)[0], "process_cpu_seconds_total") >= before
 
 
+def test_serving_process_freezes_its_startup_objects(rest: RestClient, publisher: mqtt.Client) -> None:
+    """The objects alive once the services started are frozen (never traversed by a collection again), and a
+    burst of publishes does not make the collector run full collections every few hundred messages."""
+    before, _ = scrape(rest)
+    assert value(before, "python_gc_frozen_objects") > 10_000
+    publish(publisher, "root.ops.gc", 2_000)
+    after, _ = scrape(rest)
+    assert value(after, "python_gc_frozen_objects") == value(before, "python_gc_frozen_objects")
+    assert value(after, "python_gc_full_collections_total") - value(before, "python_gc_full_collections_total") <= 1
+
+
 def status(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "iotdb_core.cli.main", "status", *args],
                           capture_output=True, text=True, timeout=TIMEOUT * 3, check=False)
